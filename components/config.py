@@ -1,0 +1,178 @@
+"""The run config: one section per pipeline step plus the model config.
+
+Sources, later wins: the preset's defaults < params.yaml < `section.key=value` overrides
+(CLI flags and KFP pipeline parameters both arrive as such overrides). Invalid values fail
+here, at start-up, with the offending field named.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from model.config import PRESETS, ModelConfig, ScoringConfig, deep_merge
+
+STATE_DIR_ENV = "VIDCUSTOM_HOME"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SynthesizeConfig(_Strict):
+    backend: Literal["sprites"] = "sprites"
+    seed: int = 0
+    num_subjects: int = Field(24, ge=2, description="distinct sprite subjects (identities)")
+    samples_per_subject: int = Field(8, ge=1)
+    synthetic_fraction: float = Field(0.5, ge=0.0, le=1.0, description="share of attribute-changing samples")
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    workers: int = Field(2, ge=1)
+    # Filter thresholds; scores are always recorded, samples below a threshold are dropped.
+    min_clip_text_score: float = -1.0
+    min_dino_identity_score: float = -1.0
+    min_frame_consistency: float = -1.0
+    min_flow_score: float = Field(0.0, description="static-video filter; 0 keeps static (real-like still) clips")
+
+
+class ValidateConfig(_Strict):
+    remote: str | None = Field(None, description="DVC remote URL; default <state>/dvc-remote")
+    max_caption_chars: int = Field(300, ge=1)
+    min_rows: int = Field(8, ge=1)
+    push: bool = True
+
+
+class TrainConfig(_Strict):
+    strategy: Literal["mix", "ts", "tsf"] = "tsf"
+    mix_p: float = Field(0.5, ge=0.0, le=1.0, description="P(draw a synthetic sample) in the mixed stage")
+    freeze_fraction: float = Field(0.5, ge=0.0, le=1.0, description="TSF: share of blocks frozen in stage 2")
+    stage1_steps: int = Field(300, ge=0)
+    stage2_steps: int = Field(200, ge=0)
+    batch_size: int = Field(8, ge=1, description="per rank")
+    learning_rate: float = Field(3e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    num_procs: int = Field(2, ge=1, description="DeepSpeed ranks (CPU processes over gloo here)")
+    zero_stage: Literal[0, 1, 2] = 2
+    seed: int = 0
+    log_every: int = Field(20, ge=1)
+    checkpoint_every: int = Field(100, ge=1, description="resumable state is saved this often")
+    timeout_s: int = Field(3600, ge=10, description="kills a hung rank group")
+
+
+class EvaluateConfig(_Strict):
+    num_samples: int = Field(16, ge=1, description="held-out subject x prompt pairs")
+    seed: int = 1234
+    batch_size: int = Field(8, ge=1)
+    num_inference_steps: int | None = None
+
+
+class RegisterConfig(_Strict):
+    model_name: str = "vidcustom"
+    # Gate: per-metric floors; champion only when every floor holds.
+    gate: dict[str, float] = Field(default_factory=lambda: {"sprites_identity": 0.2})
+
+
+class ExportConfig(_Strict):
+    model_name: str = "vidcustom-onnx"
+    opset: int = 17
+    atol: float = Field(1e-3, gt=0, description="max |torch - onnx| over the sampled video, pixel range [-1, 1]")
+    providers: list[str] = Field(default_factory=lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider",
+                                                          "CPUExecutionProvider"])
+
+
+class MlflowConfig(_Strict):
+    tracking_uri: str | None = Field(None, description="default: $MLFLOW_TRACKING_URI, else sqlite in the state dir")
+    experiment: str = "vidcustom"
+
+
+class RunConfig(_Strict):
+    preset: str = "tiny"
+    state_dir: str = Field(".vidcustom", description="local state: MLflow store, DVC remote, KFP root")
+    model: ModelConfig = ModelConfig()
+    synthesize: SynthesizeConfig = SynthesizeConfig()
+    validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    register_: RegisterConfig = Field(RegisterConfig(), alias="register")
+    export: ExportConfig = ExportConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    scoring: ScoringConfig = Field(ScoringConfig(), description="judges for data filters and metrics")
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    @property
+    def state(self) -> Path:
+        return Path(os.environ.get(STATE_DIR_ENV, self.state_dir)).resolve()
+
+    def tracking_uri(self) -> str:
+        return (self.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+                or f"sqlite:///{self.state / 'mlflow.db'}")
+
+    def dvc_remote(self) -> str:
+        return self.validate_.remote or str(self.state / "dvc-remote")
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True)
+
+
+# Run-level presets (model presets live in model/config.py); the smaller `ci` one drives the e2e test.
+RUN_PRESETS: dict[str, dict] = {
+    "tiny": {},
+    "ci": {
+        "synthesize": {"num_subjects": 8, "samples_per_subject": 4},
+        "train": {"stage1_steps": 30, "stage2_steps": 20, "batch_size": 4, "checkpoint_every": 25},
+        "evaluate": {"num_samples": 4, "num_inference_steps": 4},
+        "register": {"gate": {}},
+        "model": {"sampler": {"num_inference_steps": 4}},
+    },
+}
+
+
+def parse_override(item: str) -> dict:
+    """`train.batch_size=4` -> {"train": {"batch_size": 4}}; values are parsed as YAML."""
+    if "=" not in item:
+        raise ValueError(f"override {item!r} is not of the form section.key=value")
+    key, raw = item.split("=", 1)
+    value = yaml.safe_load(raw) if raw else ""
+    for part in reversed(key.strip().split(".")):
+        if not part:
+            raise ValueError(f"override {item!r} has an empty key part")
+        value = {part: value}
+    return value
+
+
+def load_config(params: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+                preset: str | None = None) -> RunConfig:
+    """Merge preset < params.yaml < overrides and validate; errors name the field."""
+    data: dict = {}
+    if params is not None:
+        path = Path(params)
+        if not path.is_file():
+            raise FileNotFoundError(f"params file {path} does not exist; pass --params PATH or omit it")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path} must hold a mapping of sections, got {type(loaded).__name__}")
+        data = loaded
+    for item in overrides:
+        data = deep_merge(data, parse_override(item))
+    name = preset or data.get("preset", "tiny")
+    run_base = RUN_PRESETS.get(name, {})
+    model_preset = "tiny" if name in RUN_PRESETS else name
+    if model_preset not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(set(PRESETS) | set(RUN_PRESETS))}")
+    merged = deep_merge(run_base, data)
+    merged["preset"] = name
+    merged["model"] = deep_merge(PRESETS[model_preset], merged.get("model", {}))
+    try:
+        return RunConfig.model_validate(merged)
+    except ValidationError as err:
+        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})" for e in err.errors()]
+        raise ValueError("invalid configuration:\n" + "\n".join(lines)) from None
+
+
+def config_from_json(text: str) -> RunConfig:
+    return RunConfig.model_validate(json.loads(text))
