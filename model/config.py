@@ -23,7 +23,7 @@ class TransformerConfig(_Strict):
 
     num_layers: int = Field(4, ge=1)
     num_attention_heads: int = Field(4, ge=1)
-    attention_head_dim: int = Field(16, ge=8)
+    attention_head_dim: int = Field(32, ge=8)
     time_embed_dim: int = Field(64, ge=8)
     text_embed_dim: int = Field(64, ge=8, description="width of the conditioning stream (the T5 width)")
     patch_size: int = Field(2, ge=1)
