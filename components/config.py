@@ -32,6 +32,7 @@ class SynthesizeConfig(_Strict):
     synthetic_fraction: float = Field(0.5, ge=0.0, le=1.0, description="share of attribute-changing samples")
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     workers: int = Field(2, ge=1)
+    shard_size: int = Field(32, ge=1, description="samples per resumable shard (one done-file each)")
     # Filter thresholds; scores are always recorded, samples below a threshold are dropped.
     min_clip_text_score: float = -1.0
     min_dino_identity_score: float = -1.0
@@ -44,6 +45,8 @@ class ValidateConfig(_Strict):
     max_caption_chars: int = Field(300, ge=1)
     min_rows: int = Field(8, ge=1)
     push: bool = True
+    workers: int = Field(0, ge=0, description="processes for the per-sample media checks; 0 = every available core")
+    max_listed_ids: int = Field(20, ge=1, description="failing sample_ids listed per check in report.md")
 
 
 class TrainConfig(_Strict):
@@ -61,6 +64,9 @@ class TrainConfig(_Strict):
     log_every: int = Field(20, ge=1)
     checkpoint_every: int = Field(100, ge=1, description="resumable state is saved this often")
     timeout_s: int = Field(3600, ge=10, description="kills a hung rank group")
+    bf16: bool = Field(False, description="bf16 mixed precision (GPU); CPU runs fp32")
+    build_shm_comm: bool = Field(False, description="build DeepSpeed's shared-memory all-reduce op (JIT, ~80 s on "
+                                                    "a fresh CPU machine; it speeds inference/TP collectives only)")
 
 
 class EvaluateConfig(_Strict):

@@ -1,0 +1,58 @@
+"""Training data in memory: latents, frozen-encoder features and the real/synthetic pools.
+
+The frozen encoders run once here, outside the DeepSpeed engine (ZeRO must never wrap them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from components.dataset import read_manifest, resolve_inside
+from components.media import read_image, read_video
+
+
+@dataclass
+class TrainingSet:
+    latents: torch.Tensor  # (N, F, C, h, w)
+    dino: torch.Tensor  # (N, Ld, Dd)
+    clip: torch.Tensor  # (N, 1, Dc)
+    text: torch.Tensor  # (N, Lt, Dt)
+    synthetic: torch.Tensor  # (N,) bool
+
+    def __len__(self) -> int:
+        return self.latents.shape[0]
+
+    def pool(self, synthetic: bool) -> torch.Tensor:
+        return torch.nonzero(self.synthetic == synthetic).flatten()
+
+
+def load_training_set(dataset_dir: str | Path, pipe, split: str = "train", batch: int = 64) -> TrainingSet:
+    """Decode, encode and stack the `split` rows of a validated dataset."""
+    df = read_manifest(dataset_dir)
+    df = df[df["split"] == split].reset_index(drop=True)
+    if df.empty:
+        raise ValueError(f"{dataset_dir}: no rows with split={split!r}")
+    cfg = pipe.config
+    videos, images = [], []
+    for row in df.itertuples():
+        frames, _ = read_video(resolve_inside(dataset_dir, row.video))
+        if frames.shape[0] < cfg.num_frames or frames.shape[1:3] != (cfg.height, cfg.width):
+            raise ValueError(f"sample {row.sample_id}: video is {frames.shape[:3]}, the model needs at least "
+                             f"{cfg.num_frames} frames of {cfg.height}x{cfg.width}")
+        videos.append(frames[: cfg.num_frames])
+        images.append(read_image(resolve_inside(dataset_dir, row.identity_image)))
+    video = torch.from_numpy(np.stack(videos)).permute(0, 1, 4, 2, 3).float() / 127.5 - 1  # (N, F, 3, H, W)
+    parts = {"latents": [], "dino": [], "clip": [], "text": []}
+    with torch.no_grad():
+        for i in range(0, len(df), batch):
+            parts["latents"].append(pipe.codec.encode(video[i:i + batch]))
+            d, c = pipe.encode_image(np.stack(images[i:i + batch]))
+            parts["dino"].append(d)
+            parts["clip"].append(c)
+            parts["text"].append(pipe.encode_prompt(list(df["caption"][i:i + batch])))
+    return TrainingSet(**{k: torch.cat(v) for k, v in parts.items()},
+                       synthetic=torch.tensor((df["source"] == "synthetic").to_numpy()))

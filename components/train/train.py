@@ -1,0 +1,103 @@
+"""Train step: launch the DeepSpeed ranks, log the run to MLflow, leave a checkpoint (DESIGN.md format).
+
+Resumable: state lives under <state_dir>/train/<key>, key = hash of (data version, train + model config);
+re-running after a failure (a killed rank, a NaN) continues from the last saved step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from components.config import RunConfig
+
+log = logging.getLogger(__name__)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def state_key(cfg: RunConfig, data_version: str | None) -> str:
+    blob = json.dumps([data_version, cfg.train.model_dump(mode="json"), cfg.model.model_dump(mode="json")],
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def launch(cfg: RunConfig, dataset_dir: Path, checkpoint_dir: Path, state: Path, metadata: dict) -> None:
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "config.json").write_text(cfg.to_json())
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={cfg.train.num_procs}",
+           f"--master_port={_free_port()}", "--max_restarts=0", "-m", "components.train.worker",
+           "--config-file", str(state / "config.json"), "--dataset", str(dataset_dir),
+           "--output", str(checkpoint_dir), "--state", str(state), "--metadata", json.dumps(metadata)]
+    env = dict(os.environ)
+    env.setdefault("DS_ACCELERATOR", "cuda" if _has_cuda() else "cpu")
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
+    log.info("launching %d DeepSpeed ranks: %s", cfg.train.num_procs, " ".join(cmd))
+    try:
+        proc = subprocess.run(cmd, env=env, timeout=cfg.train.timeout_s)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"training exceeded train.timeout_s={cfg.train.timeout_s}s and was stopped; re-run to "
+                           f"resume from the state in {state}") from None
+    if proc.returncode != 0:
+        progress = (state / "progress.json").read_text() if (state / "progress.json").is_file() else "none"
+        raise RuntimeError(f"training ranks failed (exit code {proc.returncode}): a rank died or raised, see the "
+                           f"log above. Saved progress: {progress}; re-run the step to resume from {state}")
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def run(dataset_dir: str | Path, checkpoint_dir: str | Path, cfg: RunConfig, data_version: str | None = None) -> dict:
+    """Train SUGAR on a validated dataset; returns a summary (final loss, steps, wall time, MLflow run id)."""
+    import mlflow
+
+    from components.tracking import step_run
+
+    dataset_dir, checkpoint_dir = Path(dataset_dir).resolve(), Path(checkpoint_dir).resolve()
+    state = cfg.state / "train" / state_key(cfg, data_version)
+    t0 = time.time()
+    with step_run(cfg, "train", data_version) as run:
+        launch(cfg, dataset_dir, checkpoint_dir, state, {"data_version": data_version, "preset": cfg.preset,
+                                                         "strategy": cfg.train.strategy})
+        plan = json.loads((state / "plan.json").read_text())
+        mlflow.log_dict(plan, "stage_plan.json")
+        mlflow.set_tag("stage_plan", " -> ".join(f"{s['name']}(p={s['synthetic_p']},frozen={s['frozen_blocks']})"
+                                                 for s in plan))
+        records = [json.loads(line) for line in (state / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        offset, seen, step_base = 0, {}, {}
+        for s in plan:  # one global step axis across stages
+            step_base[s["name"]] = offset
+            offset += s["steps"]
+        for r in records:
+            seen[(r["stage"], r["step"])] = r
+        from mlflow.entities import Metric
+
+        metrics = [Metric(f"loss/{r['stage']}", r["loss"], int(r["timestamp"] * 1000), step_base[r["stage"]] + r["step"])
+                   for r in seen.values()]
+        metrics += [Metric("loss", m.value, m.timestamp, m.step) for m in metrics]
+        for i in range(0, len(metrics), 900):
+            mlflow.tracking.MlflowClient().log_batch(run.info.run_id, metrics=metrics[i:i + 900])
+        final = [r for r in records if r["step"] == plan[-1]["steps"] and r["stage"] == plan[-1]["name"]]
+        summary = {"run_id": run.info.run_id, "final_loss": final[-1]["loss"] if final else None,
+                   "first_loss": records[0]["loss"] if records else None, "steps": offset,
+                   "wall_s": round(time.time() - t0, 1), "checkpoint": str(checkpoint_dir)}
+        mlflow.log_metrics({k: v for k, v in summary.items() if k in ("final_loss", "first_loss", "wall_s")
+                            and v is not None})
+        mlflow.log_artifact(str(checkpoint_dir / "vidcustom.json"))
+    shutil.rmtree(state / "ds", ignore_errors=True)  # done: resume state no longer needed
+    return summary

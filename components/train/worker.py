@@ -1,0 +1,152 @@
+"""One training rank: `python -m torch.distributed.run --nproc_per_node N -m components.train.worker ...`.
+
+Every rank builds the same pipeline (seeded), encodes the data with the frozen encoders outside the
+engine, then runs the stage plan; each stage gets a fresh DeepSpeed engine over its trainable
+parameters (TSF freezes the first blocks). Resumable state is saved every `checkpoint_every` steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from components.config import config_from_json
+from components.train.data import load_training_set
+from components.train.ds_config import deepspeed_config
+from components.train.plan import stage_plan
+from model.conditioning import condition_dropout
+from model.pipeline import SugarPipeline
+
+
+def _init_distributed(build_shm_comm: bool):
+    import deepspeed
+
+    if not build_shm_comm:
+        # The shm op only accelerates intra-node inference collectives; skip its JIT build.
+        deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+    deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+    return deepspeed
+
+
+def _batch(data, n: int, p: float, gen: torch.Generator) -> torch.Tensor:
+    """Indices of n samples, each synthetic with probability p, else real."""
+    real, synth = data.pool(False), data.pool(True)
+    if (p < 1 and len(real) == 0) or (p > 0 and len(synth) == 0):
+        raise ValueError(f"the stage needs {'real' if p < 1 else 'synthetic'} samples (p={p}) and the dataset has none")
+    pick_synth = torch.rand(n, generator=gen) < p
+    idx = torch.empty(n, dtype=torch.long)
+    for mask, pool in ((pick_synth, synth), (~pick_synth, real)):
+        if mask.any():
+            idx[mask] = pool[torch.randint(len(pool), (int(mask.sum()),), generator=gen)]
+    return idx
+
+
+def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None:
+    deepspeed = _init_distributed(cfg.train.build_shm_comm)
+    import torch.distributed as dist
+
+    rank, world = dist.get_rank(), dist.get_world_size()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() else None
+    tc = cfg.train
+    pipe = SugarPipeline.from_config(cfg.model, seed=tc.seed)
+    data = load_training_set(dataset, pipe)
+    sched, denoiser = pipe.scheduler, pipe.denoiser
+    blocks = denoiser.transformer.transformer_blocks
+    plan = stage_plan(tc, len(blocks))
+    progress_file, metrics_file = state / "progress.json", state / "metrics.jsonl"
+    progress = json.loads(progress_file.read_text()) if progress_file.is_file() else {"stage": 0, "step": 0}
+    if rank == 0:
+        (state / "plan.json").write_text(json.dumps([s.as_dict() for s in plan], indent=2))
+    done_weights = state / "stage_weights.safetensors"
+    if progress["stage"] > 0 and done_weights.is_file():
+        from safetensors.torch import load_file
+
+        denoiser.load_state_dict(load_file(done_weights))
+    alphas = sched.alphas_cumprod
+    for si, stage in enumerate(plan):
+        if si < progress["stage"]:
+            continue
+        for i, block in enumerate(blocks):
+            block.requires_grad_(i >= stage.frozen_blocks)
+        params = [p for p in denoiser.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=tc.learning_rate, weight_decay=tc.weight_decay)
+        engine, *_ = deepspeed.initialize(model=denoiser, optimizer=opt, config=deepspeed_config(tc, world))
+        start = 0
+        if progress["stage"] == si and progress["step"] > 0:
+            _, client = engine.load_checkpoint(str(state / "ds"), tag=stage.name)
+            start = int((client or {}).get("step", 0))
+        gen = torch.Generator().manual_seed(tc.seed * 1000 + rank * 100 + si * 10 + start)
+        bar = None
+        if rank == 0:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=stage.steps, initial=start, desc=f"train {stage.name}", unit="step")
+        t0 = time.time()
+        for step in range(start, stage.steps):
+            idx = _batch(data, tc.batch_size, stage.synthetic_p, gen)
+            x0 = data.latents[idx]
+            noise = torch.randn(x0.shape, generator=gen)
+            t = torch.randint(0, sched.config.num_train_timesteps, (len(idx),), generator=gen)
+            noisy = sched.add_noise(x0, noise, t)
+            target = sched.get_velocity(x0, noise, t) if sched.config.prediction_type == "v_prediction" else noise
+            keeps = condition_dropout(len(idx), cfg.model.conditioning.drop_dino, cfg.model.conditioning.drop_clip,
+                                      cfg.model.conditioning.drop_text, generator=gen)
+            inputs = (noisy, t, data.dino[idx], data.clip[idx], data.text[idx], *keeps)
+            if device is not None:
+                inputs, target = tuple(x.to(device) for x in inputs), target.to(device)
+            loss = torch.nn.functional.mse_loss(engine(*inputs).float(), target.float())
+            engine.backward(loss)
+            engine.step()
+            mean = loss.detach().clone()
+            dist.all_reduce(mean)
+            mean = mean.item() / world
+            if not math.isfinite(mean):
+                raise FloatingPointError(f"loss became {mean} at {stage.name} step {step + 1}; lower "
+                                         "train.learning_rate or check the data (the last saved state is kept)")
+            if rank == 0:
+                bar.update(1)
+                bar.set_postfix(loss=f"{mean:.4f}")
+                if (step + 1) % tc.log_every == 0 or step + 1 == stage.steps:
+                    with metrics_file.open("a") as f:
+                        f.write(json.dumps({"stage": stage.name, "step": step + 1, "loss": mean,
+                                            "steps_per_s": (step + 1 - start) / (time.time() - t0),
+                                            "timestamp": time.time()}) + "\n")
+            if (step + 1) % tc.checkpoint_every == 0 and step + 1 < stage.steps:
+                engine.save_checkpoint(str(state / "ds"), tag=stage.name, client_state={"step": step + 1})
+                if rank == 0:
+                    progress_file.write_text(json.dumps({"stage": si, "step": step + 1}))
+        if bar is not None:
+            bar.close()
+        if rank == 0:
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in denoiser.state_dict().items()}, done_weights)
+            progress_file.write_text(json.dumps({"stage": si + 1, "step": 0}))
+        dist.barrier()
+    if rank == 0:
+        pipe.save_pretrained(output, metadata={**metadata, "training_stage": plan[-1].name if plan else "untrained",
+                                               "stage_plan": [s.as_dict() for s in plan]})
+    dist.barrier()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--config-file", required=True)
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--output", required=True)
+    ap.add_argument("--state", required=True)
+    ap.add_argument("--metadata", default="{}")
+    a = ap.parse_args()
+    cfg = config_from_json(Path(a.config_file).read_text())
+    train(cfg, Path(a.dataset), Path(a.output), Path(a.state), json.loads(a.metadata))
+
+
+if __name__ == "__main__":
+    main()
