@@ -74,6 +74,9 @@ class EvaluateConfig(_Strict):
     seed: int = 1234
     batch_size: int = Field(8, ge=1)
     num_inference_steps: int | None = None
+    baselines: bool = Field(True, description="also score the untrained model and the image-dropped ablation "
+                                              "(sprites track; cheap on tiny)")
+    num_sample_videos: int = Field(8, ge=0, description="videos logged to MLflow")
 
 
 class RegisterConfig(_Strict):

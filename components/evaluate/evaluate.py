@@ -1,0 +1,118 @@
+"""Evaluate step: generate videos for held-out sprite subjects and prompts, score them, log to MLflow.
+
+Outputs (DESIGN.md): metrics.json, per_sample.parquet, videos/*.mp4 and contact_sheet.png.
+Sprites track: identity / motion / attribute against the procedural ground truth. Paper track: VBench
+subject and background consistency and dynamic degree, CLIP-T and DINO-I, with the configured judges
+(tiny random judges => tagged plumbing-only). With `evaluate.baselines`, the same prompts are also run
+on the untrained model (the trainer's exact initialisation) and with the image condition dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from components.config import RunConfig
+
+log = logging.getLogger(__name__)
+SPRITES = ("identity", "motion", "attribute")
+
+
+def _generate(pipe, specs, cfg: RunConfig, **kw) -> tuple[np.ndarray, np.ndarray]:
+    from components.synthesize.sprites import generate
+
+    m = pipe.config
+    idents = np.stack([generate(s, m.height, m.width, m.num_frames)[0] for s in specs])
+    bs, out = cfg.evaluate.batch_size, []
+    for i in range(0, len(specs), bs):
+        out.append(pipe(idents[i:i + bs], [s.caption for s in specs[i:i + bs]], seed=cfg.evaluate.seed + i,
+                        num_inference_steps=cfg.evaluate.num_inference_steps, **kw))
+    return idents, np.concatenate(out)
+
+
+def _sprites_table(videos: np.ndarray, specs) -> list[dict]:
+    from components.synthesize.sprites import sprites_scores
+
+    return [sprites_scores(v, s) for v, s in zip(videos, specs)]
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    return float(np.mean([r[key] for r in rows]))
+
+
+def contact_sheet(idents: np.ndarray, videos: np.ndarray, path: Path, frames: int = 4) -> Path:
+    """One row per sample: identity image, then `frames` evenly spaced frames (nearest-neighbour 2x)."""
+    from PIL import Image
+
+    t = videos.shape[1]
+    picks = np.linspace(0, t - 1, frames).round().astype(int)
+    rows = [np.concatenate([ident, *[v[k] for k in picks]], axis=1) for ident, v in zip(idents, videos)]
+    sheet = np.concatenate(rows, axis=0).repeat(2, 0).repeat(2, 1)
+    Image.fromarray(sheet).save(path)
+    return path
+
+
+def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data_version: str | None = None) -> dict:
+    import mlflow
+    import pandas as pd
+    import torch
+
+    from components.evaluate.metrics import evaluate_videos
+    from components.media import write_video
+    from components.synthesize.sprites import heldout_specs
+    from components.tracking import step_run
+    from model.pipeline import SugarPipeline
+    from model.scoring import ScoringEncoders
+
+    out = Path(output_dir)
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    pipe = SugarPipeline.from_pretrained(checkpoint_dir)
+    specs = heldout_specs(cfg.evaluate.seed, cfg.evaluate.num_samples)
+    idents, videos = _generate(pipe, specs, cfg)
+    rows = _sprites_table(videos, specs)
+    metrics = {f"sprites_{k}": _mean(rows, k) for k in SPRITES}
+
+    judges = ScoringEncoders(cfg.scoring)
+    samples = [{"id": s.sample_id, "frames": v, "fps": pipe.config.fps, "prompt": s.caption, "references": i}
+               for s, v, i in zip(specs, videos, idents)]
+    paper, paper_rows = evaluate_videos(samples, judges, metrics=("dynamic_degree", "subject_consistency",
+                                                                  "background_consistency", "clip_t", "dino_i"))
+    metrics.update(paper)
+    if cfg.evaluate.baselines:
+        _, no_image = _generate(pipe, specs, cfg, use_image=False)
+        for k in SPRITES:
+            metrics[f"ablation_no_image/sprites_{k}"] = _mean(_sprites_table(no_image, specs), k)
+        untrained = SugarPipeline.from_config(pipe.config, seed=cfg.train.seed)
+        _, raw = _generate(untrained, specs, cfg)
+        for k in SPRITES:
+            metrics[f"baseline_untrained/sprites_{k}"] = _mean(_sprites_table(raw, specs), k)
+    metrics["eval_wall_s"] = round(time.time() - t0, 1)
+
+    table = pd.DataFrame([{"sample_id": s.sample_id, "subject_id": s.subject.subject_id,
+                           "category": s.subject.category, "caption": s.caption,
+                           **{f"sprites_{k}": r[k] for k in SPRITES},
+                           **{k: v for k, v in pr.items() if k not in ("id",)}}
+                          for s, r, pr in zip(specs, rows, paper_rows)])
+    table.to_parquet(out / "per_sample.parquet", index=False)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    for s, v in list(zip(specs, videos))[: cfg.evaluate.num_sample_videos]:
+        write_video(out / "videos" / f"{s.sample_id}.mp4", v, pipe.config.fps, pix_fmt="yuv420p", crf=18)
+    contact_sheet(idents, videos, out / "contact_sheet.png")
+
+    with step_run(cfg, "evaluate", data_version) as run:
+        mlflow.set_tags({"plumbing_only": str(judges.plumbing_only).lower(), "benchmark": "sprites",
+                         "checkpoint_training_stage": str(pipe.metadata.get("training_stage"))})
+        if judges.plumbing_only:
+            mlflow.set_tag("note", "paper-track metrics use tiny random judges: they prove the plumbing only")
+        mlflow.log_metrics(metrics)
+        mlflow.log_table(table.astype({"dynamic_degree": "float"} if "dynamic_degree" in table else {}),
+                         "per_sample.json")
+        mlflow.log_artifacts(str(out), artifact_path="evaluation")
+        metrics_run = run.info.run_id
+    log.info("evaluation: %s", json.dumps(metrics))
+    return {"metrics": metrics, "run_id": metrics_run, "output": str(out)}
