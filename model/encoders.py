@@ -75,13 +75,13 @@ def preprocess(images: torch.Tensor, size: int, mean, std, crop: bool = False,
     crop=False resizes to size x size; crop=True resizes the shorter side then centre-crops (CLIP's way).
     """
     if crop:
-        h, w = images.shape[-2:]
+        h, w = (int(x) for x in images.shape[-2:])  # plain ints, also while tracing for ONNX
         s = size / min(h, w)
         images = F.interpolate(images, size=(max(size, round(h * s)), max(size, round(w * s))), mode=mode,
                                align_corners=False)
         top, left = (images.shape[-2] - size) // 2, (images.shape[-1] - size) // 2
         images = images[..., top:top + size, left:left + size]
-    elif images.shape[-2:] != (size, size):
+    elif tuple(int(x) for x in images.shape[-2:]) != (size, size):
         images = F.interpolate(images, size=(size, size), mode=mode, align_corners=False)
     m = torch.tensor(mean, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
     s_ = torch.tensor(std, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)

@@ -37,8 +37,10 @@ def state_key(cfg: RunConfig, data_version: str | None) -> str:
 def launch(cfg: RunConfig, dataset_dir: Path, checkpoint_dir: Path, state: Path, metadata: dict) -> None:
     state.mkdir(parents=True, exist_ok=True)
     (state / "config.json").write_text(cfg.to_json())
+    # Under the Training Operator (PET_* set) torchrun reads nodes, rank and master from the environment.
+    rendezvous = [] if os.environ.get("PET_MASTER_PORT") else [f"--master_port={_free_port()}"]
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={cfg.train.num_procs}",
-           f"--master_port={_free_port()}", "--max_restarts=0", "-m", "components.train.worker",
+           *rendezvous, "--max_restarts=0", "-m", "components.train.worker",
            "--config-file", str(state / "config.json"), "--dataset", str(dataset_dir),
            "--output", str(checkpoint_dir), "--state", str(state), "--metadata", json.dumps(metadata)]
     env = dict(os.environ)

@@ -1,0 +1,1 @@
+"""Export step: the registered PyTorch pipeline as ONNX graphs + a NumPy sampler for onnxruntime."""

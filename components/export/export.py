@@ -1,0 +1,76 @@
+"""Export step: ONNX graphs + NumPy sampler, a parity report against PyTorch, and registration of
+`vidcustom-onnx` with the torch version's aliases when parity holds (parity gates the registration)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from components.config import RunConfig
+
+ONNX_REQUIREMENTS = ["onnxruntime==1.31.1", "transformers==5.23.0", "numpy", "pandas", "av", "pillow", "pydantic>=2"]
+
+
+def _cases(cfg: RunConfig) -> list[tuple[np.ndarray, str]]:
+    from components.synthesize.sprites import generate, heldout_specs
+
+    m = cfg.model
+    return [(generate(s, m.height, m.width, m.num_frames)[0], s.caption) for s in heldout_specs(cfg.evaluate.seed, 2)]
+
+
+def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data_version: str | None = None,
+        registration: dict | None = None) -> dict:
+    import mlflow
+
+    from components.export.onnx_export import export_pipeline
+    from components.export.parity import parity_report
+    from components.export.pyfunc import OnnxSugarPyfunc
+    from components.export.sampler import OnnxSugarSampler
+    from components.register.register import CODE_PATHS, set_aliases, version_tags
+    from components.serving import input_example, signature
+    from components.tracking import step_run
+    from model.pipeline import SugarPipeline
+
+    out = Path(output_dir)
+    t0 = time.time()
+    pipe = SugarPipeline.from_pretrained(checkpoint_dir)
+    export_pipeline(pipe, out, cfg.export.opset)
+    sampler = OnnxSugarSampler(out, tuple(cfg.export.providers))
+    report = parity_report(pipe, sampler, _cases(cfg), seed=cfg.evaluate.seed,
+                           steps=cfg.evaluate.num_inference_steps or cfg.model.sampler.num_inference_steps,
+                           atol=cfg.export.atol)
+    report["providers"] = sampler.providers
+    (out / "parity_report.json").write_text(json.dumps(report, indent=2))
+    result = {"parity": report, "registered": False, "output": str(out)}
+    with step_run(cfg, "export", data_version):
+        mlflow.log_dict(report, "parity_report.json")
+        mlflow.log_metrics({"parity_max_abs_diff": report["max_abs_diff"], "export_wall_s": time.time() - t0})
+        mlflow.set_tag("parity", "passed" if report["passed"] else "failed")
+        if not report["passed"]:
+            raise RuntimeError(f"ONNX parity failed: max |torch - onnx| = {report['max_abs_diff']:.3g} > "
+                               f"{report['tolerance']:.3g}; not registering {cfg.export.model_name}. "
+                               f"Report: {out / 'parity_report.json'}")
+        name = cfg.export.model_name
+        info = mlflow.pyfunc.log_model(
+            name="onnx_model", python_model=OnnxSugarPyfunc(), artifacts={"onnx": str(out)}, code_paths=CODE_PATHS,
+            signature=signature(), input_example=input_example(cfg.model.height, cfg.model.width),
+            registered_model_name=name, pip_requirements=ONNX_REQUIREMENTS)
+    version = str(info.registered_model_version)
+    client = mlflow.MlflowClient()
+    metrics = {}
+    if registration:  # carry the torch version's metrics and its gate decision over
+        torch_version = client.get_model_version(registration["model_name"], registration["version"])
+        metrics = {k.removeprefix("metric."): float(v) for k, v in torch_version.tags.items()
+                   if k.startswith("metric.")}
+    tags = version_tags(cfg, data_version, metrics) | {"parity_max_abs_diff": f"{report['max_abs_diff']:.3g}"}
+    if registration:
+        tags["source_model"] = f"{registration['model_name']}/{registration['version']}"
+    for k, v in tags.items():
+        client.set_model_version_tag(name, version, k, v)
+    champion = bool(registration and registration.get("champion"))
+    result.update(registered=True, model_name=name, version=version,
+                  aliases=set_aliases(client, name, version, champion))
+    return result

@@ -1,0 +1,19 @@
+"""MLflow pyfunc wrapper of the ONNX sampler: serves without PyTorch (serving contract in components/serving.py)."""
+
+from __future__ import annotations
+
+import mlflow.pyfunc
+
+
+class OnnxSugarPyfunc(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        from components.export.sampler import OnnxSugarSampler
+
+        self.sampler = OnnxSugarSampler(context.artifacts["onnx"])
+
+    def predict(self, context, model_input, params=None):
+        from components.serving import parse_request, response
+
+        videos = [self.sampler(r["image"], r["prompt"], seed=r["seed"], num_inference_steps=r["num_inference_steps"])
+                  for r in parse_request(model_input)]
+        return response(videos, self.sampler.config["fps"])

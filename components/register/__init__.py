@@ -1,0 +1,1 @@
+"""Register step: the PyTorch pipeline as an MLflow pyfunc model with aliases and a promotion gate."""

@@ -1,0 +1,33 @@
+"""python -m components.register CHECKPOINT_DIR EVALUATION_DIR [--data-version HASH] [--params ...] [--set ...]
+
+Logs the checkpoint as the MLflow pyfunc model `register.model_name` (default vidcustom), tags the version
+with data version, git commit, preset and metrics, sets alias `challenger`, and `champion` when every
+floor in `register.gate` holds.
+"""
+
+import argparse
+import json
+
+from components.cli import add_config_args, config_from_args, main_wrapper
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m components.register", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint_dir")
+    ap.add_argument("evaluation_dir", help="the evaluate step's output (metrics.json)")
+    ap.add_argument("--data-version", default=None)
+    add_config_args(ap)
+    args = ap.parse_args()
+
+    def go():
+        from components.register.register import run
+
+        print(json.dumps(run(args.checkpoint_dir, args.evaluation_dir, config_from_args(args), args.data_version),
+                         indent=2))
+
+    main_wrapper(go)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,16 @@
+"""KFP component of the register step."""
+
+from kfp import dsl
+
+from components.cli import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE)
+def register(config_json: str, data_version: str, checkpoint: dsl.Input[dsl.Model],
+             evaluation: dsl.Input[dsl.Artifact]) -> str:
+    import json
+
+    from components.config import config_from_json
+    from components.register.register import run
+
+    return json.dumps(run(checkpoint.path, evaluation.path, config_from_json(config_json), data_version))

@@ -1,0 +1,19 @@
+"""MLflow pyfunc wrapper of the PyTorch SUGAR pipeline (serving contract in components/serving.py)."""
+
+from __future__ import annotations
+
+import mlflow.pyfunc
+
+
+class SugarPyfunc(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        from model.pipeline import SugarPipeline
+
+        self.pipe = SugarPipeline.from_pretrained(context.artifacts["checkpoint"])
+
+    def predict(self, context, model_input, params=None):
+        from components.serving import parse_request, response
+
+        videos = [self.pipe(r["image"], r["prompt"], seed=r["seed"], num_inference_steps=r["num_inference_steps"])[0]
+                  for r in parse_request(model_input)]
+        return response(videos, self.pipe.config.fps)
