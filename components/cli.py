@@ -37,3 +37,17 @@ def main_wrapper(fn: Callable[[], int | None]) -> None:
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+def data_version_arg(value: str) -> str:
+    """`--data-version HASH`, or `@path/validation.json` to read the hash the validate step wrote (dvc.yaml uses it)."""
+    if not value.startswith("@"):
+        return value
+    import json
+    from pathlib import Path
+
+    path = Path(value[1:])
+    try:
+        return json.loads(path.read_text())["dvc_hash"]
+    except (OSError, ValueError, KeyError) as err:
+        raise argparse.ArgumentTypeError(f"cannot read dvc_hash from {path}: {err}") from None

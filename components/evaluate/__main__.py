@@ -8,7 +8,7 @@ them to MLflow.
 import argparse
 import json
 
-from components.cli import add_config_args, config_from_args, main_wrapper
+from components.cli import add_config_args, config_from_args, data_version_arg, main_wrapper
 
 
 def main() -> None:
@@ -16,7 +16,7 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint_dir", help="a trained checkpoint (train step output)")
     ap.add_argument("output_dir", help="where metrics, tables and videos are written")
-    ap.add_argument("--data-version", default=None)
+    ap.add_argument("--data-version", default=None, type=data_version_arg)
     add_config_args(ap)
     args = ap.parse_args()
 

@@ -9,7 +9,7 @@ of the PyTorch version given by --registration (the register step's JSON output)
 import argparse
 import json
 
-from components.cli import add_config_args, config_from_args, main_wrapper
+from components.cli import add_config_args, config_from_args, data_version_arg, main_wrapper
 
 
 def main() -> None:
@@ -17,7 +17,7 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint_dir")
     ap.add_argument("output_dir")
-    ap.add_argument("--data-version", default=None)
+    ap.add_argument("--data-version", default=None, type=data_version_arg)
     ap.add_argument("--registration", default=None, help="the register step's JSON output")
     add_config_args(ap)
     args = ap.parse_args()

@@ -8,7 +8,7 @@ floor in `register.gate` holds.
 import argparse
 import json
 
-from components.cli import add_config_args, config_from_args, main_wrapper
+from components.cli import add_config_args, config_from_args, data_version_arg, main_wrapper
 
 
 def main() -> None:
@@ -16,15 +16,20 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint_dir")
     ap.add_argument("evaluation_dir", help="the evaluate step's output (metrics.json)")
-    ap.add_argument("--data-version", default=None)
+    ap.add_argument("--data-version", default=None, type=data_version_arg)
+    ap.add_argument("--output-json", default=None, help="also write the result (version, aliases) to this file")
     add_config_args(ap)
     args = ap.parse_args()
 
     def go():
         from components.register.register import run
 
-        print(json.dumps(run(args.checkpoint_dir, args.evaluation_dir, config_from_args(args), args.data_version),
-                         indent=2))
+        result = run(args.checkpoint_dir, args.evaluation_dir, config_from_args(args), args.data_version)
+        if args.output_json:
+            from pathlib import Path
+
+            Path(args.output_json).write_text(json.dumps(result))
+        print(json.dumps(result, indent=2))
 
     main_wrapper(go)
 

@@ -7,7 +7,7 @@ Two-stage SUGAR training (stage plan from train.strategy) under DeepSpeed ZeRO w
 import argparse
 import json
 
-from components.cli import add_config_args, config_from_args, main_wrapper
+from components.cli import add_config_args, config_from_args, data_version_arg, main_wrapper
 
 
 def main() -> None:
@@ -15,7 +15,7 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dataset_dir", help="a validated dataset directory (manifest.parquet + media)")
     ap.add_argument("checkpoint_dir", help="where the trained pipeline is saved")
-    ap.add_argument("--data-version", default=None, help="the dataset's DVC hash, recorded in the checkpoint")
+    ap.add_argument("--data-version", default=None, type=data_version_arg, help="the dataset's DVC hash, recorded in the checkpoint")
     add_config_args(ap)
     args = ap.parse_args()
 

@@ -1,0 +1,58 @@
+"""Dual guidance (METHOD_NOTES §1.4) against hand computations, branch keep flags and the early DINO drop."""
+
+import torch
+
+from model.guidance import DualGuidanceSampler, branch_keeps, combine_dual_guidance, early_drop_steps
+
+
+def test_eq1_combination_matches_hand_computation():
+    v0, v1, v2 = torch.tensor([1.0]), torch.tensor([3.0]), torch.tensor([4.0])
+    # v = v0 + sI (v1 - v0) + sT (v2 - v1) = 1 + 2.5 * 2 + 7.5 * 1 = 13.5
+    out = combine_dual_guidance(torch.cat([v0, v1, v2]), 2.5, 7.5)
+    assert torch.allclose(out, torch.tensor([13.5]))
+
+
+def test_scales_of_one_return_the_fully_conditioned_branch():
+    v = torch.randn(3 * 2, 4)
+    assert torch.allclose(combine_dual_guidance(v, 1.0, 1.0), v[4:])
+
+
+def test_branch_keeps_eq1_and_eq2():
+    k = branch_keeps(2, negative_prompt=False, drop_dino=False)
+    assert k["keep_dino"].tolist() == [0, 0, 1, 1, 1, 1]
+    assert k["keep_clip"].tolist() == [0, 0, 1, 1, 1, 1]
+    assert k["keep_text"].tolist() == [0, 0, 0, 0, 1, 1]
+    k2 = branch_keeps(1, negative_prompt=True, drop_dino=False)
+    assert k2["keep_text"].tolist() == [1, 1, 1]  # eq. 2: the negative prompt's embedding is kept
+
+
+def test_early_drop_removes_dino_from_every_image_branch_and_keeps_clip():
+    k = branch_keeps(1, negative_prompt=False, drop_dino=True)
+    assert k["keep_dino"].tolist() == [0, 0, 0]
+    assert k["keep_clip"].tolist() == [0, 1, 1]
+
+
+class _Recorder(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def forward(self, x, t, dino, clip, text, keep_dino, keep_clip, keep_text):
+        self.calls.append((x.shape[0], keep_dino.tolist(), keep_clip.tolist()))
+        return torch.zeros_like(x)
+
+
+def test_sampler_batches_three_branches_and_drops_dino_for_the_first_k_steps():
+    from diffusers import DDIMScheduler
+
+    rec = _Recorder()
+    sampler = DualGuidanceSampler(rec, DDIMScheduler(prediction_type="v_prediction", timestep_spacing="trailing"))
+    n, steps = 2, 10
+    sampler(torch.randn(n, 2, 3, 4, 4), torch.zeros(n, 5, 8), torch.zeros(n, 1, 8), torch.zeros(n, 6, 8),
+            torch.zeros(n, 6, 8), steps, 2.0, 3.0, early_dino_drop=0.3, progress=False)
+    assert len(rec.calls) == steps and all(c[0] == 3 * n for c in rec.calls)  # one batched forward per step
+    k = early_drop_steps(steps, 0.3)
+    assert k == 3
+    for i, (_, kd, kc) in enumerate(rec.calls):
+        assert kd == ([0.0] * 6 if i < k else [0, 0, 1, 1, 1, 1])
+        assert kc == [0, 0, 1, 1, 1, 1]
