@@ -45,7 +45,7 @@ class ValidateConfig(_Strict):
     max_caption_chars: int = Field(300, ge=1)
     min_rows: int = Field(8, ge=1)
     push: bool = True
-    workers: int = Field(0, ge=0, description="processes for the per-sample media checks; 0 = every available core")
+    workers: int = Field(0, ge=0, description="threads for the per-sample media checks; 0 = every available core")
     max_listed_ids: int = Field(20, ge=1, description="failing sample_ids listed per check in report.md")
 
 

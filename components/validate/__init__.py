@@ -1,0 +1,9 @@
+"""The validate step: a Great Expectations suite over the manifest, per-sample media checks, and the
+dataset's DVC version pushed to a remote. `run` lives in .validate; the CLI in __main__; KFP in .component.
+
+Module level stays light (no GX/DVC imports) so `vidcustom --help` and KFP compilation start fast.
+"""
+
+from .validate import ValidationFailed, ValidationResult, run
+
+__all__ = ["ValidationFailed", "ValidationResult", "run"]

@@ -147,7 +147,8 @@ def run_suite(df: pd.DataFrame, cfg: RunConfig, docs_dir: str | Path | None = No
     batch = (context.data_sources.add_pandas("dataset").add_dataframe_asset("manifest")
              .add_batch_definition_whole_dataframe("manifest"))
     # One store write for the whole suite (add_expectation one by one re-serialises it each time).
-    suite = context.suites.add(gx.ExpectationSuite(name=SUITE_NAME, expectations=build_expectations(cfg, list(df.columns))))
+    expectations = build_expectations(cfg, list(df.columns))
+    suite = context.suites.add(gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations))
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=SUITE_NAME, data=batch, suite=suite))
     # Failing rows are named by sample_id through a named index. GX builds its index list with one pandas
     # lookup per failing row for `unexpected_index_column_names` on a plain column (20 s for 500k failing
@@ -166,24 +167,44 @@ def run_suite(df: pd.DataFrame, cfg: RunConfig, docs_dir: str | Path | None = No
 
     # Report in the suite's order (GX groups results by column), matched on the expectation id.
     by_id = {r.expectation_config.id: r for r in result.results}
-    outcomes = [_outcome(by_id[e.id], e.description, max_ids) for e in suite.expectations if e.id in by_id]
+    outcomes = [_outcome(by_id[e.id], e.description, max_ids, frame) for e in suite.expectations if e.id in by_id]
     return SuiteRun(success=bool(result.success), outcomes=outcomes, result=result, context=context)
 
 
-def _outcome(r, description: str, max_ids: int) -> ExpectationOutcome:
+def _outcome(r, description: str, max_ids: int, frame: pd.DataFrame) -> ExpectationOutcome:
     cfg = r.expectation_config
     res = r.result or {}
-    ids = [str(item.get("sample_id", item)) if isinstance(item, dict) else f"row {item}"
-           for item in (res.get("unexpected_index_list") or [])[:max_ids]]
+    column = cfg.kwargs.get("column")
+    ids = _failing_ids(res.get("unexpected_index_list") or [], max_ids)
     observed = res.get("observed_value")
     if res.get("partial_missing_list"):
         observed = f"missing {res['partial_missing_list']}"
+    elif ids and column in frame.columns:
+        observed = f"e.g. {_examples(frame, column, ids)}"
     error = _exception_message(r.exception_info)
     return ExpectationOutcome(
-        expectation=cfg.type, column=cfg.kwargs.get("column"), description=description or cfg.type,
+        expectation=cfg.type, column=column, description=description or cfg.type,
         success=bool(r.success), failed_rows=res.get("unexpected_count"), sample_ids=ids,
         observed=f"error: {error}" if error else (None if observed is None else str(observed)),
     )
+
+
+def _failing_ids(index_list: list, max_ids: int) -> list[str]:
+    # Named index + exclude_unexpected_values gives [{"sample_id": [id, ...]}]; a plain index gives row numbers.
+    if index_list and isinstance(index_list[0], dict):
+        raw = [i for d in index_list for i in d.get("sample_id", [])]
+    else:
+        raw = [f"row {i}" for i in index_list]
+    return [str(i) for i in dict.fromkeys(raw)][:max_ids]  # duplicated ids listed once
+
+
+def _examples(frame: pd.DataFrame, column: str, ids: list[str], k: int = 5) -> list:
+    """A few distinct offending values of `column`, looked up for the listed rows only."""
+    if frame.index.name == "sample_id":
+        values = frame.loc[frame.index.isin(ids), column]
+    else:
+        values = frame[column].iloc[[int(i.split()[1]) for i in ids]]
+    return list(dict.fromkeys(values.head(100).astype(object).tolist()))[:k]
 
 
 def _exception_message(info) -> str | None:
