@@ -51,3 +51,19 @@ def test_tsf_training_two_ranks(tiny_dataset, run_config, tmp_path):
     assert meta["data_version"] == "v1.dir" and meta["training_stage"] == "stage2"
     assert [s["frozen_blocks"] for s in meta["stage_plan"]] == [0, 2]
     assert s2["steps"] == 18
+
+
+@pytest.mark.slow
+def test_killed_rank_fails_clearly_and_rerun_resumes(tiny_dataset, run_config, tmp_path, monkeypatch):
+    from components.train.train import run
+
+    cfg = run_config("train.stage1_steps=10", "train.stage2_steps=0", "train.batch_size=2", "train.log_every=1",
+                     "train.checkpoint_every=4")
+    monkeypatch.setenv("VIDCUSTOM_FAULT_INJECT", "1:6")  # rank 1 dies after step 6; last save at step 4
+    with pytest.raises(RuntimeError, match="resume"):
+        run(tiny_dataset, tmp_path / "ck", cfg, "v.dir")
+    assert not (tmp_path / "ck" / "vidcustom.json").exists()
+    monkeypatch.delenv("VIDCUSTOM_FAULT_INJECT")
+    summary = run(tiny_dataset, tmp_path / "ck", cfg, "v.dir")
+    assert summary["resumed_from"] == ["stage1@4"]
+    assert (tmp_path / "ck" / "vidcustom.json").is_file() and summary["steps"] == 10

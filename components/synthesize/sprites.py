@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 
-# Saturated colours with well-separated hues (nearest pair orange/yellow ~25 degrees apart).
+# Saturated colours with well-separated hues (nearest pair: orange/yellow, ~23 degrees apart).
 PALETTE: dict[str, tuple[int, int, int]] = {
     "red": (230, 30, 30), "orange": (250, 135, 20), "yellow": (240, 215, 30), "green": (30, 190, 40),
     "cyan": (30, 210, 220), "blue": (40, 70, 230), "purple": (130, 50, 200), "magenta": (220, 40, 200),
@@ -47,7 +47,6 @@ STYLES = ("sketch",)
 
 SHADE = 0.5            # second tone of stripes/dots: the subject colour at half brightness
 FG_THRESHOLD = 40.0    # RGB distance from the background above which a pixel is foreground
-SHADED_BELOW = 0.75    # brightness (1 = full colour, SHADE = texture tone) splitting the two tones
 SUPERSAMPLE = 4        # anti-aliasing: sub-samples per pixel side, so sub-pixel motion is smooth
 HELDOUT_MODULUS = 6    # one attribute combination in six is reserved for evaluation, see `is_heldout`
 
@@ -118,6 +117,11 @@ def spec_from_dict(data: dict) -> SampleSpec:
 
 
 # ----------------------------------------------------------------------------------------- subjects
+def seeded_rng(keys: list[int]) -> np.random.Generator:
+    """A generator for a tuple of integer keys; negative seeds are folded (SeedSequence refuses them)."""
+    return np.random.default_rng([int(k) % 2**32 for k in keys])
+
+
 Combo = tuple[str, str, str, str]  # (noun, shape, colour, texture)
 
 
@@ -147,8 +151,8 @@ def _subject(subject_id: str, combo: Combo, rng: np.random.Generator) -> Subject
 def training_subjects(seed: int, n: int) -> list[Subject]:
     """`n` training subjects `sub0000`...; distinct combinations while the pool (1080) lasts, then reused."""
     pool = _combos(heldout=False)
-    order = np.random.default_rng([seed, 0]).permutation(len(pool))
-    return [_subject(f"sub{i:04d}", pool[order[i % len(pool)]], np.random.default_rng([seed, 1, i]))
+    order = seeded_rng([seed, 0]).permutation(len(pool))
+    return [_subject(f"sub{i:04d}", pool[order[i % len(pool)]], seeded_rng([seed, 1, i]))
             for i in range(n)]
 
 
@@ -164,7 +168,7 @@ COLOUR_TEMPLATES = (
     "{a_new} {new} version of the {noun} {verb} {dir}{speed} against a {bg} backdrop",
 )
 SKETCH_TEMPLATES = (
-    "a pencil sketch of the {colour} {noun} {verb} {dir}{speed} on a {bg} background",
+    "a pencil sketch of the {colour} {noun}, which {verb} {dir}{speed} on a {bg} background",
     "the {colour} {noun}, drawn as an outline sketch, {verb} {dir}{speed} on a {bg} background",
 )
 
@@ -208,7 +212,7 @@ def _random_spec(sample_id: str, subject: Subject, synthetic: bool, rng: np.rand
 
 def sample_spec(seed: int, subject: Subject, subject_index: int, sample_index: int, synthetic: bool) -> SampleSpec:
     """Sample `sample_index` of training subject `subject_index`; a function of these arguments only."""
-    rng = np.random.default_rng([seed, 2, subject_index, sample_index])
+    rng = seeded_rng([seed, 2, subject_index, sample_index])
     return _random_spec(f"{subject.subject_id}-{sample_index:03d}", subject, synthetic, rng)
 
 
@@ -221,14 +225,14 @@ def heldout_specs(seed: int, n: int) -> list[SampleSpec]:
     every three specs. Held-out samples are all "synthetic" in the sense that the identity image is
     rendered on white, not cut from the video.
     """
-    rng = np.random.default_rng([seed, 3])
+    rng = seeded_rng([seed, 3])
     pools = {cat: [_combos(True, cat)[k] for k in rng.permutation(len(_combos(True, cat)))] for cat in
              ("animal", "active_object", "static_object")}
     specs = []
     for i in range(n):
         cat = ("animal", "active_object", "static_object")[i % 3]
         combo = pools[cat][(i // 3) % len(pools[cat])]
-        sub_rng = np.random.default_rng([seed, 4, i])
+        sub_rng = seeded_rng([seed, 4, i])
         subject = _subject(f"heldout{i:04d}", combo, sub_rng)
         change = (None, "colour", "sketch")[(i // 3) % 3]
         spec = _random_spec(f"heldout{i:04d}", subject, change is not None, sub_rng, change)
@@ -295,7 +299,7 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     """(H, W) bool -> the mask with every background region not connected to the border filled."""
     import cv2
 
-    outside = np.pad((~mask).astype(np.uint8), 1)
+    outside = np.pad((~mask).astype(np.uint8), 1, constant_values=1)  # a background ring to start from
     cv2.floodFill(outside, None, (0, 0), 2, flags=4)  # 4-connected, so an 8-connected outline stays closed
     return outside[1:-1, 1:-1] != 2
 
@@ -325,18 +329,23 @@ def expected_displacement(spec: SampleSpec, height: int, width: int) -> np.ndarr
     return np.array([dx, dy]) * spec.motion.travel * span
 
 
+def _frame(spec: SampleSpec, centre, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """One video frame with the subject's box centred at (x, y): uint8 (H, W, 3) and mask bool (H, W)."""
+    bg = BACKGROUNDS[spec.background]
+    img, alpha = _draw(spec.subject, spec.video_colour, centre, bg, height, width, textured=spec.style is None)
+    mask = alpha >= 0.5
+    if spec.style == "sketch":  # outline only: the silhouette's 1 px border in full colour, no texture
+        mask = mask & ~_erode(mask)
+        img = np.where(mask[..., None], np.asarray(PALETTE[spec.video_colour], float), np.asarray(bg, float))
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8), mask
+
+
 def render(spec: SampleSpec, height: int, width: int, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
     """The sample's video as the caption describes it: frames uint8 (T, H, W, 3) and masks bool (T, H, W)."""
-    bg = BACKGROUNDS[spec.background]
     frames = np.empty((num_frames, height, width, 3), np.uint8)
     masks = np.empty((num_frames, height, width), bool)
     for t, centre in enumerate(trajectory(spec, height, width, num_frames)):
-        img, alpha = _draw(spec.subject, spec.video_colour, centre, bg, height, width, textured=spec.style is None)
-        mask = alpha >= 0.5
-        if spec.style == "sketch":  # outline only: the silhouette's 1 px border in full colour, no texture
-            mask = mask & ~_erode(mask)
-            img = np.where(mask[..., None], np.asarray(PALETTE[spec.video_colour], float), np.asarray(bg, float))
-        frames[t], masks[t] = np.clip(np.rint(img), 0, 255).astype(np.uint8), mask
+        frames[t], masks[t] = _frame(spec, centre, height, width)
     return frames, masks
 
 
@@ -416,13 +425,17 @@ def foreground(frames: np.ndarray, background) -> np.ndarray:
     return np.linalg.norm(diff, axis=-1) > FG_THRESHOLD
 
 
-def _shape_iou(fg: np.ndarray, subject: Subject) -> float:
-    """Mean over frames of IoU(filled foreground, the subject's silhouette placed at its centroid)."""
+def _shape_iou(fg: np.ndarray, spec: SampleSpec) -> float:
+    """Mean over frames of IoU(filled foreground, filled foreground of the true frame at the same centroid).
+
+    The reference frame is rendered afresh at the observed centroid and thresholded the same way, so
+    a faithful video scores ~1 wherever it puts the subject.
+    """
     t_, h, w = fg.shape
-    # Where the silhouette's centroid sits relative to its box centre (shapes are not all symmetric).
-    _, alpha0 = _draw(subject, subject.colour, (w / 2, h / 2), (0, 0, 0), h, w)
-    ys0, xs0 = np.nonzero(alpha0 >= 0.5)
-    off = np.array([xs0.mean() - w / 2, ys0.mean() - h / 2])
+    bg = BACKGROUNDS[spec.background]
+    ref0 = fill_holes(foreground(_frame(spec, (w / 2, h / 2), h, w)[0][None], bg)[0])
+    ys0, xs0 = np.nonzero(ref0)
+    off = np.array([xs0.mean() - w / 2, ys0.mean() - h / 2])  # shapes are not all symmetric
     ious = []
     for t in range(t_):
         filled = fill_holes(fg[t])
@@ -430,10 +443,9 @@ def _shape_iou(fg: np.ndarray, subject: Subject) -> float:
         if len(ys) == 0:
             ious.append(0.0)
             continue
-        centre = np.array([xs.mean(), ys.mean()]) - off
-        _, alpha = _draw(subject, subject.colour, tuple(centre), (0, 0, 0), h, w)
-        tmpl = alpha >= 0.5
-        ious.append((tmpl & filled).sum() / max((tmpl | filled).sum(), 1))
+        centre = tuple(np.array([xs.mean(), ys.mean()]) - off)
+        ref = fill_holes(foreground(_frame(spec, centre, h, w)[0][None], bg)[0])
+        ious.append((ref & filled).sum() / max((ref | filled).sum(), 1))
     return float(np.mean(ious))
 
 
@@ -443,7 +455,9 @@ def _shaded_share(frames: np.ndarray, fg: np.ndarray, background) -> float:
     if not core.any():
         return 0.0
     _, bright = classify_colours(frames[core], background)
-    return float((bright < SHADED_BELOW).mean())
+    # Linear in brightness, so a pixel half covered by a dark band counts half: the share does not
+    # depend on where the texture falls relative to the pixel grid.
+    return float(np.mean((1.0 - np.clip(bright, SHADE, 1.0)) / (1.0 - SHADE)))
 
 
 def _hollowness(fg: np.ndarray) -> np.ndarray:
@@ -460,14 +474,16 @@ def sprites_scores(frames: np.ndarray, spec: SampleSpec) -> dict[str, float]:
 
     Foreground = pixels farther than FG_THRESHOLD from the spec's background colour.
     - identity: what the caption does NOT change, as a product of the applicable parts:
-      shape (mean IoU of the filled foreground with the true silhouette at its centroid), colour
+      shape (mean IoU of the filled foreground with the true frame's, placed at its centroid), colour
       (share of foreground pixels whose nearest palette colour is the subject's; only when the colour
-      is not changed), texture (1 - |shaded share - true shaded share| / 0.25, clipped; only when the
-      style is not changed). 0 when there is no foreground.
+      is not changed), texture (1 - |shaded share - true shaded share| / 0.25, clipped, where the
+      shaded share is the area share of the dark tone inside the subject; only when the style is not
+      changed). 0 when there is no foreground. "True" values come from `render(spec)` at this size.
     - motion: cosine between the fitted centroid displacement over the clip and the requested
       direction, clipped at 0, times min(1, |displacement| / (half the requested displacement)).
     - attribute: the requested change is present: new colour -> share of foreground pixels of that
-      colour; sketch -> hollowness relative to the true outline's; 1.0 when no change is requested.
+      colour; sketch -> hollowness (1 - |fg| / |filled fg|) relative to the true outline's, clipped;
+      1.0 when no change is requested.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
@@ -481,12 +497,14 @@ def sprites_scores(frames: np.ndarray, spec: SampleSpec) -> dict[str, float]:
     names = list(PALETTE)
     labels, _ = classify_colours(frames[fg], bg)
 
-    parts = [_shape_iou(fg, spec.subject)]
+    # References come from the spec's own ground-truth rendering at this size.
+    truth, _ = render(spec, h, w, t_)
+    truth_fg = foreground(truth, bg)
+    parts = [_shape_iou(fg, spec)]
     if spec.new_colour is None:
         parts.append(float((labels == names.index(spec.subject.colour)).mean()))
     if spec.style is None:
-        ref_frames, _ = render(dataclasses.replace(spec, motion=Motion("right", 0.0, 0.5, 0.5)), h, w, 1)
-        expected = _shaded_share(ref_frames, foreground(ref_frames, bg), bg)
+        expected = _shaded_share(truth, truth_fg, bg)
         parts.append(float(np.clip(1.0 - abs(_shaded_share(frames, fg, bg) - expected) / 0.25, 0.0, 1.0)))
     scores["identity"] = float(np.prod(parts))
 
@@ -504,7 +522,6 @@ def sprites_scores(frames: np.ndarray, spec: SampleSpec) -> dict[str, float]:
     if spec.new_colour is not None:
         scores["attribute"] = float((labels == names.index(spec.new_colour)).mean())
     elif spec.style == "sketch":
-        ref_frames, _ = render(dataclasses.replace(spec, motion=Motion("right", 0.0, 0.5, 0.5)), h, w, 1)
-        ref = _hollowness(foreground(ref_frames, bg))[0]
+        ref = _hollowness(truth_fg).mean()
         scores["attribute"] = float(np.clip(_hollowness(fg).mean() / max(ref, 1e-6), 0.0, 1.0))
     return scores

@@ -80,7 +80,11 @@ def run(dataset_dir: str | Path, checkpoint_dir: str | Path, cfg: RunConfig, dat
         mlflow.log_dict(plan, "stage_plan.json")
         mlflow.set_tag("stage_plan", " -> ".join(f"{s['name']}(p={s['synthetic_p']},frozen={s['frozen_blocks']})"
                                                  for s in plan))
-        records = [json.loads(line) for line in (state / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        lines = (state / "metrics.jsonl").read_text().splitlines()
+        records = [r for r in map(json.loads, filter(str.strip, lines)) if "event" not in r]
+        resumed = [r for r in map(json.loads, filter(str.strip, lines)) if r.get("event") == "resume"]
+        if resumed:
+            mlflow.set_tag("resumed_from", ", ".join(f"{r['stage']}@{r['step']}" for r in resumed))
         offset, seen, step_base = 0, {}, {}
         for s in plan:  # one global step axis across stages
             step_base[s["name"]] = offset
@@ -97,7 +101,8 @@ def run(dataset_dir: str | Path, checkpoint_dir: str | Path, cfg: RunConfig, dat
         final = [r for r in records if r["step"] == plan[-1]["steps"] and r["stage"] == plan[-1]["name"]]
         summary = {"run_id": run.info.run_id, "final_loss": final[-1]["loss"] if final else None,
                    "first_loss": records[0]["loss"] if records else None, "steps": offset,
-                   "wall_s": round(time.time() - t0, 1), "checkpoint": str(checkpoint_dir)}
+                   "wall_s": round(time.time() - t0, 1), "checkpoint": str(checkpoint_dir),
+                   "resumed_from": [f"{r['stage']}@{r['step']}" for r in resumed]}
         mlflow.log_metrics({k: v for k, v in summary.items() if k in ("final_loss", "first_loss", "wall_s")
                             and v is not None})
         mlflow.log_artifact(str(checkpoint_dir / "vidcustom.json"))

@@ -47,6 +47,15 @@ def _batch(data, n: int, p: float, gen: torch.Generator) -> torch.Tensor:
     return idx
 
 
+def _fault_point() -> tuple[int, int] | None:
+    """VIDCUSTOM_FAULT_INJECT="RANK:STEP" kills that rank after that global step (resilience drills and tests)."""
+    spec = os.environ.get("VIDCUSTOM_FAULT_INJECT")
+    if not spec:
+        return None
+    rank, step = spec.split(":")
+    return int(rank), int(step)
+
+
 def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None:
     deepspeed = _init_distributed(cfg.train.build_shm_comm)
     import torch.distributed as dist
@@ -69,7 +78,7 @@ def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None
         from safetensors.torch import load_file
 
         denoiser.load_state_dict(load_file(done_weights))
-    alphas = sched.alphas_cumprod
+    fault = _fault_point()
     for si, stage in enumerate(plan):
         if si < progress["stage"]:
             continue
@@ -82,6 +91,9 @@ def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None
         if progress["stage"] == si and progress["step"] > 0:
             _, client = engine.load_checkpoint(str(state / "ds"), tag=stage.name)
             start = int((client or {}).get("step", 0))
+            if rank == 0:
+                with metrics_file.open("a") as f:
+                    f.write(json.dumps({"event": "resume", "stage": stage.name, "step": start}) + "\n")
         gen = torch.Generator().manual_seed(tc.seed * 1000 + rank * 100 + si * 10 + start)
         bar = None
         if rank == 0:
@@ -104,6 +116,9 @@ def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None
             loss = torch.nn.functional.mse_loss(engine(*inputs).float(), target.float())
             engine.backward(loss)
             engine.step()
+            global_step = sum(s.steps for s in plan[:si]) + step + 1
+            if fault and fault == (rank, global_step):
+                os._exit(13)  # a killed rank: no cleanup, like an OOM kill
             mean = loss.detach().clone()
             dist.all_reduce(mean)
             mean = mean.item() / world

@@ -1,0 +1,149 @@
+"""Data filters shared by every synthesis backend (METHOD_NOTES §1.5, steps 2 and 4).
+
+Each score is recorded in the manifest whatever the thresholds, so they can be tuned after the
+fact; `apply_filters` turns scores and `cfg.synthesize.min_*` thresholds into a kept mask.
+
+- clip_text_score: CLIP text feature . mean of the frames' CLIP image features (= mean per-frame
+  cosine; not re-normalised, METHOD_NOTES §3.5).
+- dino_identity_score: mean cosine between the identity image's DINO feature and each frame's.
+- frame_consistency: DINO subject consistency, mean of (mean cosine of consecutive frames, mean
+  cosine of T random frame pairs); 1.0 for a single frame.
+- flow_score: static-video filter. Farneback optical flow between consecutive frames; per pair the
+  mean of the top 2 % flow magnitudes (VBench's static filter; dynamic_degree uses 5 %), in pixels
+  per frame; the video's score is the mean over pairs, 0.0 for a single frame.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from model.encoders import preprocess, to_unit_tensor
+from model.scoring import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD
+
+# manifest column -> SynthesizeConfig threshold field
+FILTERS: dict[str, str] = {
+    "clip_text_score": "min_clip_text_score",
+    "dino_identity_score": "min_dino_identity_score",
+    "frame_consistency": "min_frame_consistency",
+    "flow_score": "min_flow_score",
+}
+FLOW_TOP_FRACTION = 0.02
+
+
+def _contrast_channel(frames: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, H, W) uint8 along the video's first principal colour axis.
+
+    Farneback needs one channel; luminance can hide a subject as bright as its background (green on
+    gray), the principal axis of the clip's own colours cannot.
+    """
+    x = frames.reshape(-1, 3).astype(np.float64)
+    x = x - x.mean(axis=0)
+    _, vecs = np.linalg.eigh(x.T @ x)
+    axis = vecs[:, -1] * np.sign(vecs[np.argmax(np.abs(vecs[:, -1])), -1] or 1.0)  # fixed sign: deterministic
+    proj = (frames.astype(np.float64) @ axis)
+    lo, hi = proj.min(), proj.max()
+    if hi - lo < 1e-6:
+        return np.zeros(frames.shape[:3], np.uint8)
+    return np.rint((proj - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+
+
+def flow_score(frames: np.ndarray, top_fraction: float = FLOW_TOP_FRACTION) -> float:
+    """Static-video score of (T, H, W, 3) uint8 frames: mean over consecutive pairs of the mean of the
+    top `top_fraction` Farneback flow magnitudes (pixels per frame)."""
+    import cv2
+
+    frames = np.asarray(frames)
+    if len(frames) < 2:
+        return 0.0
+    gray = _contrast_channel(frames)
+    h, w = gray.shape[1:]
+    levels = max(1, int(math.log2(max(min(h, w), 8) / 8)) + 1)  # coarsest level no smaller than ~8 px
+    winsize = max(5, min(15, min(h, w) // 4) | 1)
+    k = max(1, int(top_fraction * h * w))
+    per_pair = []
+    for a, b in zip(gray[:-1], gray[1:]):
+        flow = cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=levels, winsize=winsize,
+                                            iterations=3, poly_n=5, poly_sigma=1.1, flags=0)
+        mag = np.hypot(flow[..., 0], flow[..., 1]).ravel()
+        per_pair.append(float(np.partition(mag, mag.size - k)[-k:].mean()))
+    return float(np.mean(per_pair))
+
+
+def _encode(fn, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    return torch.cat([fn(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+
+
+def score_samples(encoders, identity_images: Sequence[np.ndarray], videos: Sequence[np.ndarray],
+                  captions: Sequence[str], batch_size: int = 256, seed: int = 0) -> dict[str, np.ndarray]:
+    """All four filter scores for N samples, the frames of all videos encoded together in batches.
+
+    identity_images: N x (H, W, 3) uint8; videos: N x (T_i, H_i, W_i, 3) uint8; captions: N strings;
+    encoders: a `model.scoring.ScoringEncoders`. `seed` fixes the random frame pairs. Returns
+    {column: float64 (N,)} for the columns of FILTERS.
+    """
+    n = len(videos)
+    if not (len(identity_images) == len(captions) == n):
+        raise ValueError(f"got {len(identity_images)} identity images, {n} videos and {len(captions)} captions; "
+                         "pass one of each per sample")
+    if n == 0:
+        return {col: np.zeros(0) for col in FILTERS}
+    ds, cs = encoders.dino_size, encoders.clip_size
+    # Preprocess per video (sizes may differ between videos), then encode everything in fixed batches.
+    frames_d, frames_c, lengths = [], [], []
+    for video in videos:
+        unit = to_unit_tensor(np.asarray(video))
+        frames_d.append(preprocess(unit, ds, IMAGENET_MEAN, IMAGENET_STD))
+        frames_c.append(preprocess(unit, cs, CLIP_MEAN, CLIP_STD, crop=True))
+        lengths.append(len(unit))
+    ids = torch.cat([preprocess(to_unit_tensor(np.asarray(im)[None]), ds, IMAGENET_MEAN, IMAGENET_STD)
+                     for im in identity_images])
+    dino_frames = _encode(encoders.dino, torch.cat(frames_d), batch_size)
+    clip_frames = _encode(encoders.clip_image, torch.cat(frames_c), batch_size)
+    dino_ids = _encode(encoders.dino, ids, batch_size)
+    texts = torch.cat([encoders.clip_text(list(captions[i:i + batch_size])) for i in range(0, n, batch_size)])
+
+    out = {col: np.zeros(n) for col in FILTERS}
+    start = 0
+    for i, t in enumerate(lengths):
+        d, c = dino_frames[start:start + t], clip_frames[start:start + t]
+        start += t
+        out["clip_text_score"][i] = float((c @ texts[i]).mean())
+        out["dino_identity_score"][i] = float((d @ dino_ids[i]).mean())
+        out["frame_consistency"][i] = _consistency(d, np.random.default_rng([seed, i]))
+        out["flow_score"][i] = flow_score(videos[i])
+    return out
+
+
+def _consistency(feats: torch.Tensor, rng: np.random.Generator) -> float:
+    """feats (T, D) L2-normalised -> mean of consecutive-pair and random-pair cosines."""
+    t = len(feats)
+    if t < 2:
+        return 1.0
+    consecutive = (feats[:-1] * feats[1:]).sum(-1).mean()
+    a = rng.integers(0, t, size=t)
+    b = (a + rng.integers(1, t, size=t)) % t  # b != a
+    random_pairs = (feats[a] * feats[b]).sum(-1).mean()
+    return float(0.5 * (consecutive + random_pairs))
+
+
+def apply_filters(scores: Mapping[str, Sequence[float]], cfg) -> tuple[np.ndarray, dict[str, dict]]:
+    """Scores {column: (N,)} and a SynthesizeConfig -> (kept bool (N,), per-filter report).
+
+    A sample is kept when every score is >= its threshold (NaN fails). The report gives, per filter,
+    its threshold and how many samples it alone would keep and drop (so the counts of different
+    filters overlap), plus "all": the samples kept by every filter together.
+    """
+    n = len(next(iter(scores.values()))) if scores else 0
+    kept = np.ones(n, bool)
+    report: dict[str, dict] = {}
+    for col, field in FILTERS.items():
+        threshold = float(getattr(cfg, field))
+        ok = np.asarray(scores[col], np.float64) >= threshold
+        kept &= ok
+        report[col] = {"threshold": threshold, "kept": int(ok.sum()), "dropped": int((~ok).sum())}
+    report["all"] = {"kept": int(kept.sum()), "dropped": int((~kept).sum())}
+    return kept, report
