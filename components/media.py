@@ -32,7 +32,9 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int, pix_fmt: str = "
         stream = container.add_stream("libx264", rate=int(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = pix_fmt
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        # One encoder thread, no lookahead threads: the same frames give the same bytes under any CPU load.
+        stream.thread_count = 1
+        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1", "lookahead_threads": "1"}
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
         container.mux(stream.encode())

@@ -52,7 +52,8 @@ class TextEncoderConfig(_Strict):
 
     pretrained_path: str | None = None
     tokenizer_path: str | None = None
-    max_length: int = Field(24, ge=1, le=512, description="T5 tokens per prompt (CogVideoX: 226)")
+    # ByT5 (tiny) is byte-level: one token per character, so this must cover whole captions.
+    max_length: int = Field(96, ge=1, le=512, description="T5 tokens per prompt (CogVideoX: 226)")
     d_model: int = 64
     num_layers: int = 2
     num_heads: int = 4
@@ -69,9 +70,14 @@ class CodecConfig(_Strict):
 class SchedulerConfig(_Strict):
     num_train_timesteps: int = 1000
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
-    prediction_type: Literal["v_prediction", "epsilon"] = "v_prediction"
+    # tiny trains from scratch in pixel space: a 128-wide token cannot carry a 192-value patch of noise,
+    # so it predicts the clean sample and DDIM carries the noise analytically; CogVideoX itself is v-pred.
+    prediction_type: Literal["v_prediction", "epsilon", "sample"] = "sample"
     rescale_betas_zero_snr: bool = True
     timestep_spacing: Literal["trailing", "leading", "linspace"] = "trailing"
+    # CogVideoX divides the SNR by this (CogVideoXDDIMScheduler). tiny needs a large shift: a token averages
+    # 192 pixel values, so at the nominal SNR the model reads the image from x_t instead of the conditions.
+    snr_shift_scale: float = Field(8.0, gt=0)
 
 
 class SamplerConfig(_Strict):
@@ -164,7 +170,8 @@ def _cogvideox(width: int, layers: int, heads: int, rope: bool, root: str) -> di
         text_encoder=dict(pretrained_path=f"{root}/text_encoder", tokenizer_path=f"{root}/tokenizer", max_length=226,
                           d_model=4096),
         codec=dict(kind="cogvideox_vae", pretrained_path=f"{root}/vae"),
-        scheduler=dict(beta_schedule="scaled_linear", rescale_betas_zero_snr=True),
+        scheduler=dict(beta_schedule="scaled_linear", rescale_betas_zero_snr=True, prediction_type="v_prediction",
+                       snr_shift_scale=3.0),
         sampler=dict(num_inference_steps=50, image_scale=2.5, text_scale=7.5),
     )
 

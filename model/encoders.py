@@ -149,7 +149,14 @@ class TextEncoder(nn.Module):
             if not isinstance(p, str):
                 raise TypeError(f"prompt must be a string, got {type(p).__name__}: {p!r}")
         ids = self.tokenizer(list(prompts), padding="max_length", max_length=self.cfg.max_length, truncation=True,
-                             add_special_tokens=True, return_tensors="pt").input_ids
+                             add_special_tokens=True, return_tensors="pt", return_overflowing_tokens=False).input_ids
+        too_long = [p for p in prompts if len(self.tokenizer(p).input_ids) > self.cfg.max_length]
+        if too_long:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "%d prompt(s) exceed text_encoder.max_length=%d tokens and were truncated, e.g. %r", len(too_long),
+                self.cfg.max_length, too_long[0][:80])
         return ids
 
     @torch.no_grad()

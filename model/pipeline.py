@@ -23,12 +23,14 @@ CHECKPOINT_META = "vidcustom.json"
 
 
 def build_scheduler(cfg: ModelConfig):
-    from diffusers import DDIMScheduler
+    """CogVideoX's own DDIM scheduler (DDIM with an SNR shift), for every preset."""
+    from diffusers import CogVideoXDDIMScheduler
 
     s = cfg.scheduler
-    return DDIMScheduler(num_train_timesteps=s.num_train_timesteps, beta_schedule=s.beta_schedule,
-                         prediction_type=s.prediction_type, rescale_betas_zero_snr=s.rescale_betas_zero_snr,
-                         timestep_spacing=s.timestep_spacing, clip_sample=False, set_alpha_to_one=True)
+    return CogVideoXDDIMScheduler(num_train_timesteps=s.num_train_timesteps, beta_schedule=s.beta_schedule,
+                                  prediction_type=s.prediction_type, rescale_betas_zero_snr=s.rescale_betas_zero_snr,
+                                  timestep_spacing=s.timestep_spacing, snr_shift_scale=s.snr_shift_scale,
+                                  clip_sample=False, set_alpha_to_one=True)
 
 
 class SugarPipeline:
@@ -76,7 +78,7 @@ class SugarPipeline:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, attention_design: str | None = None) -> "SugarPipeline":
-        from diffusers import CogVideoXTransformer3DModel, DDIMScheduler
+        from diffusers import CogVideoXDDIMScheduler, CogVideoXTransformer3DModel
 
         path = Path(path)
         meta_file = path / CHECKPOINT_META
@@ -94,7 +96,7 @@ class SugarPipeline:
         conditioner = SugarConditioner.from_pretrained(path / "conditioner", use_safetensors=True)
         denoiser = SugarDenoiser(transformer, conditioner, attention_design or cfg.attention_design)
         pipe = cls(cfg, denoiser, load_codec(cfg.codec, path / "vae"), ImageEncoders.from_config(local),
-                   TextEncoder.from_config(local), DDIMScheduler.from_pretrained(path / "scheduler"), meta)
+                   TextEncoder.from_config(local), CogVideoXDDIMScheduler.from_pretrained(path / "scheduler"), meta)
         pipe.eval()
         return pipe
 

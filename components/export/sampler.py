@@ -34,6 +34,9 @@ def ddim_step(v: np.ndarray, t: int, x: np.ndarray, alphas: np.ndarray, prev_t: 
     if prediction_type == "v_prediction":
         x0 = np.sqrt(a_t) * x - np.sqrt(1 - a_t) * v
         eps = np.sqrt(a_t) * v + np.sqrt(1 - a_t) * x
+    elif prediction_type == "sample":
+        x0 = v
+        eps = (x - np.sqrt(a_t) * x0) / np.sqrt(1 - a_t)
     else:
         eps = v
         x0 = (x - np.sqrt(1 - a_t) * eps) / np.sqrt(a_t)

@@ -107,7 +107,8 @@ def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None
             noise = torch.randn(x0.shape, generator=gen)
             t = torch.randint(0, sched.config.num_train_timesteps, (len(idx),), generator=gen)
             noisy = sched.add_noise(x0, noise, t)
-            target = sched.get_velocity(x0, noise, t) if sched.config.prediction_type == "v_prediction" else noise
+            target = {"v_prediction": lambda: sched.get_velocity(x0, noise, t), "epsilon": lambda: noise,
+                      "sample": lambda: x0}[sched.config.prediction_type]()
             keeps = condition_dropout(len(idx), cfg.model.conditioning.drop_dino, cfg.model.conditioning.drop_clip,
                                       cfg.model.conditioning.drop_text, generator=gen)
             inputs = (noisy, t, data.dino[idx], data.clip[idx], data.text[idx], *keeps)
