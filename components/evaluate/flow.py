@@ -70,7 +70,7 @@ class RaftFlow:
         from types import SimpleNamespace
 
         self.model = RAFT(SimpleNamespace(small=False, mixed_precision=False, alternate_corr=False))
-        state = torch.load(weights, map_location="cpu")
+        state = torch.load(weights, map_location="cpu", weights_only=True)  # raft-things.pth is a plain state dict
         self.model.load_state_dict({k.replace("module.", ""): v for k, v in state.items()})
         self.model.to(device).eval()
         self.device = device
