@@ -56,7 +56,8 @@ class TrainConfig(_Strict):
     stage1_steps: int = Field(300, ge=0)
     stage2_steps: int = Field(200, ge=0)
     batch_size: int = Field(8, ge=1, description="per rank")
-    learning_rate: float = Field(3e-4, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
+    warmup_steps: int = Field(100, ge=0, description="linear learning-rate warm-up at the start of each stage")
     weight_decay: float = Field(0.0, ge=0)
     num_procs: int = Field(2, ge=1, description="DeepSpeed ranks (CPU processes over gloo here)")
     zero_stage: Literal[0, 1, 2] = 2
@@ -82,7 +83,10 @@ class EvaluateConfig(_Strict):
 class RegisterConfig(_Strict):
     model_name: str = "vidcustom"
     # Gate: per-metric floors; champion only when every floor holds.
-    gate: dict[str, float] = Field(default_factory=lambda: {"sprites_identity": 0.2})
+    gate: dict[str, float] = Field(default_factory=dict, description="metric -> floor")
+    must_beat: dict[str, str] = Field(
+        default_factory=lambda: {"sprites_identity": "baseline_untrained/sprites_identity"},
+        description="metric -> another metric of the same evaluation it must exceed")
 
 
 class ExportConfig(_Strict):
@@ -135,7 +139,7 @@ RUN_PRESETS: dict[str, dict] = {
         "synthesize": {"num_subjects": 8, "samples_per_subject": 4},
         "train": {"stage1_steps": 30, "stage2_steps": 20, "batch_size": 4, "checkpoint_every": 25},
         "evaluate": {"num_samples": 4, "num_inference_steps": 4},
-        "register": {"gate": {}},
+        "register": {"gate": {}, "must_beat": {}},
         "model": {"sampler": {"num_inference_steps": 4}},
     },
 }

@@ -52,8 +52,9 @@ class TextEncoderConfig(_Strict):
 
     pretrained_path: str | None = None
     tokenizer_path: str | None = None
-    # ByT5 (tiny) is byte-level: one token per character, so this must cover whole captions.
-    max_length: int = Field(96, ge=1, le=512, description="T5 tokens per prompt (CogVideoX: 226)")
+    tokenizer: Literal["words", "byt5"] = Field(
+        "words", description="tiny only: a word-level tokenizer built in code, or byte-level ByT5 (1 token per byte)")
+    max_length: int = Field(24, ge=1, le=512, description="T5 tokens per prompt (CogVideoX: 226)")
     d_model: int = 64
     num_layers: int = 2
     num_heads: int = 4

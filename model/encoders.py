@@ -50,12 +50,42 @@ def build_clip_vision(cfg: ImageEncoderConfig) -> nn.Module:
     return _frozen(_seeded(lambda: CLIPVisionModelWithProjection(conf), TINY_SEED + 1))
 
 
+# The tiny preset's word vocabulary: short prompts of subjects, colours, motions, styles and scenes.
+# Unknown words map to <unk>; ids 0-2 follow T5 (pad, eos, unk).
+TINY_WORDS = sorted(set("""
+a an the of on in to at as and with which is now its into from over under against while , .
+background backdrop scene plain drawn outline sketch pencil pixel art style version texture striped dotted solid
+stripes dots turned becomes become changed colour color
+black white gray grey brown dark light red green blue yellow cyan magenta orange purple pink
+left right up down upward downward upwards downwards forward backward around quickly slowly fast slow
+walks walk runs run jumps jump spins spin slides slide floats float zooms zoom drifts drift rolls roll
+flies fly swims swim drives drive moves move hops hop
+cat dog bird fish horse rabbit robot car ball box vase lamp cup chair toy person man woman
+""".split()))
+TINY_VOCAB_SIZE = 3 + len(TINY_WORDS)
+
+
+def tiny_word_tokenizer():
+    """A word-level tokenizer built in code with `tokenizers` (nothing to download), saved like any other."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(TINY_WORDS)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+
+
 def build_tokenizer(cfg: TextEncoderConfig):
     from transformers import AutoTokenizer, ByT5Tokenizer
 
     if cfg.tokenizer_path:
         return AutoTokenizer.from_pretrained(cfg.tokenizer_path)
-    return ByT5Tokenizer()  # byte-level: needs no vocabulary file, so it works offline
+    if cfg.tokenizer == "byt5":
+        return ByT5Tokenizer()  # byte-level: needs no vocabulary file either
+    return tiny_word_tokenizer()
 
 
 def build_t5(cfg: TextEncoderConfig) -> nn.Module:
@@ -63,7 +93,7 @@ def build_t5(cfg: TextEncoderConfig) -> nn.Module:
 
     if cfg.pretrained_path:
         return _frozen(T5EncoderModel.from_pretrained(cfg.pretrained_path, use_safetensors=True))
-    conf = T5Config(vocab_size=384, d_model=cfg.d_model, d_kv=cfg.d_kv, d_ff=cfg.d_ff, num_layers=cfg.num_layers,
+    conf = T5Config(vocab_size=384 if cfg.tokenizer == "byt5" else TINY_VOCAB_SIZE, d_model=cfg.d_model, d_kv=cfg.d_kv, d_ff=cfg.d_ff, num_layers=cfg.num_layers,
                     num_heads=cfg.num_heads)
     return _frozen(_seeded(lambda: T5EncoderModel(conf), TINY_SEED + 2))
 

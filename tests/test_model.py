@@ -14,15 +14,15 @@ from model.transformer import SugarDenoiser, build_transformer
 def _denoiser(design="b", rope=False, seed=0):
     cfg = model_config("tiny", attention_design=design, transformer={"use_rotary_positional_embeddings": rope})
     torch.manual_seed(seed)
-    # tiny: 8x8 latents, patch 2 -> 16 tokens per frame, 8 frames; 17 DINO tokens, 1 CLIP, 96 text (bytes)
-    return SugarDenoiser(build_transformer(cfg), SugarConditioner(64, 64, 64, 17, 96), design).eval(), cfg
+    # tiny: 8x8 latents, patch 2 -> 16 tokens per frame, 8 frames; 17 DINO tokens, 1 CLIP, 24 text
+    return SugarDenoiser(build_transformer(cfg), SugarConditioner(64, 64, 64, 17, 24), design).eval(), cfg
 
 
 def _inputs(n=2, seed=1):
     g = torch.Generator().manual_seed(seed)
     ones = torch.ones(n)
     return (torch.randn(n, 8, 48, 8, 8, generator=g), torch.tensor([10, 700][:n]), torch.randn(n, 17, 64, generator=g),
-            torch.randn(n, 1, 64, generator=g), torch.randn(n, 96, 64, generator=g), ones, ones, ones)
+            torch.randn(n, 1, 64, generator=g), torch.randn(n, 24, 64, generator=g), ones, ones, ones)
 
 
 @pytest.mark.parametrize("rope", [False, True])

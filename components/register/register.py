@@ -40,7 +40,7 @@ def run(checkpoint_dir: str | Path, evaluation_dir: str | Path, cfg: RunConfig, 
     from components.tracking import step_run
 
     metrics = json.loads((Path(evaluation_dir) / "metrics.json").read_text())
-    passed, reasons = evaluate_gate(metrics, cfg.register_.gate)
+    passed, reasons = evaluate_gate(metrics, cfg.register_.gate, cfg.register_.must_beat)
     name = cfg.register_.model_name
     with step_run(cfg, "register", data_version):
         info = mlflow.pyfunc.log_model(
@@ -48,7 +48,8 @@ def run(checkpoint_dir: str | Path, evaluation_dir: str | Path, cfg: RunConfig, 
             code_paths=CODE_PATHS, signature=signature(), registered_model_name=name,
             input_example=input_example(cfg.model.height, cfg.model.width), pip_requirements=TORCH_REQUIREMENTS)
         version = str(info.registered_model_version)
-        mlflow.log_dict({"passed": passed, "reasons": reasons, "floors": cfg.register_.gate}, "gate.json")
+        mlflow.log_dict({"passed": passed, "reasons": reasons, "floors": cfg.register_.gate,
+                         "must_beat": cfg.register_.must_beat}, "gate.json")
         mlflow.set_tag("gate", "passed" if passed else "failed")
     client = mlflow.MlflowClient()
     tags = version_tags(cfg, data_version, metrics) | {"gate": "passed" if passed else "failed",

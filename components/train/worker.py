@@ -86,7 +86,9 @@ def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None
             block.requires_grad_(i >= stage.frozen_blocks)
         params = [p for p in denoiser.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=tc.learning_rate, weight_decay=tc.weight_decay)
-        engine, *_ = deepspeed.initialize(model=denoiser, optimizer=opt, config=deepspeed_config(tc, world))
+        warmup = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / max(1, tc.warmup_steps)))
+        engine, _, _, _ = deepspeed.initialize(model=denoiser, optimizer=opt, lr_scheduler=warmup,
+                                               config=deepspeed_config(tc, world))
         start = 0
         if progress["stage"] == si and progress["step"] > 0:
             _, client = engine.load_checkpoint(str(state / "ds"), tag=stage.name)
