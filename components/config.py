@@ -53,8 +53,8 @@ class TrainConfig(_Strict):
     strategy: Literal["mix", "ts", "tsf"] = "tsf"
     mix_p: float = Field(0.5, ge=0.0, le=1.0, description="P(draw a synthetic sample) in the mixed stage")
     freeze_fraction: float = Field(0.5, ge=0.0, le=1.0, description="TSF: share of blocks frozen in stage 2")
-    stage1_steps: int = Field(300, ge=0)
-    stage2_steps: int = Field(200, ge=0)
+    stage1_steps: int = Field(900, ge=0)
+    stage2_steps: int = Field(600, ge=0)
     batch_size: int = Field(8, ge=1, description="per rank")
     learning_rate: float = Field(1e-3, gt=0)
     warmup_steps: int = Field(100, ge=0, description="linear learning-rate warm-up at the start of each stage")
@@ -71,7 +71,7 @@ class TrainConfig(_Strict):
 
 
 class EvaluateConfig(_Strict):
-    num_samples: int = Field(16, ge=1, description="held-out subject x prompt pairs")
+    num_samples: int = Field(24, ge=1, description="held-out subject x prompt pairs")
     seed: int = 1234
     batch_size: int = Field(8, ge=1)
     num_inference_steps: int | None = None
