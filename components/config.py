@@ -41,7 +41,7 @@ class SynthesizeConfig(_Strict):
 
 
 class ValidateConfig(_Strict):
-    remote: str | None = Field(None, description="DVC remote URL; default <state>/dvc-remote")
+    remote: str | None = Field(None, description="DVC remote URL; default $VIDCUSTOM_DVC_REMOTE, else <state>/dvc-remote")
     max_caption_chars: int = Field(300, ge=1)
     min_rows: int = Field(8, ge=1)
     push: bool = True
@@ -100,6 +100,8 @@ class ExportConfig(_Strict):
 class MlflowConfig(_Strict):
     tracking_uri: str | None = Field(None, description="default: $MLFLOW_TRACKING_URI, else sqlite in the state dir")
     experiment: str = "vidcustom"
+    retries: int = Field(3, ge=1, description="tries to reach a tracking server before failing")
+    retry_wait_s: float = Field(2.0, ge=0, description="wait after the first failed try; grows linearly")
 
 
 class RunConfig(_Strict):
@@ -126,7 +128,8 @@ class RunConfig(_Strict):
                 or f"sqlite:///{self.state / 'mlflow.db'}")
 
     def dvc_remote(self) -> str:
-        return self.validate_.remote or str(self.state / "dvc-remote")
+        # In a cluster the vidcustom-env ConfigMap sets VIDCUSTOM_DVC_REMOTE (s3://dvc/vidcustom).
+        return self.validate_.remote or os.environ.get("VIDCUSTOM_DVC_REMOTE") or str(self.state / "dvc-remote")
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True)

@@ -52,7 +52,7 @@ def configure(cfg: RunConfig) -> str:
     uri = cfg.tracking_uri()
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    _check_server(uri)
+    _check_server(uri, cfg.mlflow.retries, cfg.mlflow.retry_wait_s)
     mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(cfg.mlflow.experiment) is None:
         artifacts = None
