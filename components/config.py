@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from model.config import PRESETS, ModelConfig, ScoringConfig, deep_merge
 
@@ -65,6 +65,12 @@ class TrainConfig(_Strict):
     log_every: int = Field(20, ge=1)
     checkpoint_every: int = Field(100, ge=1, description="resumable state is saved this often")
     timeout_s: int = Field(3600, ge=10, description="kills a hung rank group")
+
+    @model_validator(mode="after")
+    def _some_steps(self) -> "TrainConfig":
+        if self.stage1_steps + self.stage2_steps == 0:
+            raise ValueError("train.stage1_steps + train.stage2_steps must be > 0")
+        return self
     bf16: bool = Field(False, description="bf16 mixed precision (GPU); CPU runs fp32")
     build_shm_comm: bool = Field(False, description="build DeepSpeed's shared-memory all-reduce op (JIT, ~80 s on "
                                                     "a fresh CPU machine; it speeds inference/TP collectives only)")

@@ -56,8 +56,8 @@ class SugarConditioner(ModelMixin, ConfigMixin):
         for x, null, keep in ((self.dino_proj(dino), self.null_dino, keep_dino),
                               (self.clip_proj(clip), self.null_clip, keep_clip),
                               (text, self.null_text, keep_text)):
-            k = keep.to(x.dtype).view(-1, 1, 1)
-            parts.append(k * x + (1 - k) * null.to(x.dtype).unsqueeze(0))
+            k = keep.to(x.device, x.dtype).view(-1, 1, 1)
+            parts.append(k * x + (1 - k) * null.to(x.device, x.dtype).unsqueeze(0))
         return torch.cat(parts, dim=1)
 
 

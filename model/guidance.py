@@ -56,10 +56,11 @@ class DualGuidanceSampler:
         conds = {"dino": dino.repeat(3, 1, 1), "clip": clip.repeat(3, 1, 1),
                  "text": torch.cat([uncond_text, uncond_text, text])}
         k = early_drop_steps(num_inference_steps, early_dino_drop)
-        keeps = [branch_keeps(n, negative_prompt, drop_dino=True), branch_keeps(n, negative_prompt, drop_dino=False)]
+        keeps = [{k: v.to(latents.device) for k, v in branch_keeps(n, negative_prompt, drop_dino=d).items()}
+                 for d in (True, False)]
         if not use_image:
             for kp in keeps:
-                kp["keep_dino"], kp["keep_clip"] = torch.zeros(3 * n), torch.zeros(3 * n)
+                kp["keep_dino"] = kp["keep_clip"] = torch.zeros(3 * n, device=latents.device)
         for i, t in enumerate(tqdm(self.scheduler.timesteps, desc="sampling", disable=not progress, leave=False)):
             x = self.scheduler.scale_model_input(latents.repeat(3, 1, 1, 1, 1), t)
             v = self.denoiser(x, t.expand(3 * n), **conds, **keeps[0 if i < k else 1])

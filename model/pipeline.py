@@ -104,6 +104,16 @@ class SugarPipeline:
         self.denoiser.eval()
         return self
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.denoiser.parameters()).device
+
+    def to(self, device) -> "SugarPipeline":
+        """Move every network (denoiser, encoders, codec) to `device`; inputs follow inside `__call__`."""
+        for module in (self.denoiser, self.image_encoders, self.text_encoder, self.codec):
+            module.to(device)
+        return self
+
     # ---- inference ----------------------------------------------------------------------------
     def encode_image(self, images) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 (N, H, W, 3) or (H, W, 3) -> dino (N, Ld, Dd), clip (N, 1, Dc)."""
@@ -116,7 +126,7 @@ class SugarPipeline:
             raise ValueError(f"identity image must be uint8 RGB (H, W, 3), got dtype {arr.dtype}")
         if arr.ndim != 4 or arr.shape[-1] != 3:
             raise ValueError(f"identity image must be RGB of shape (H, W, 3) or (N, H, W, 3), got {arr.shape}")
-        return self.image_encoders(to_unit_tensor(arr))
+        return self.image_encoders(to_unit_tensor(arr).to(self.device))
 
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
         return self.text_encoder(prompts)
@@ -150,7 +160,7 @@ class SugarPipeline:
         uncond = self.encode_prompt([neg] * len(prompts)) if eq2 else torch.zeros_like(text)
         sampler = DualGuidanceSampler(self.denoiser, self.scheduler)
         latents = sampler(
-            self.initial_noise(len(prompts), seed), dino, clip, text, uncond,
+            self.initial_noise(len(prompts), seed).to(self.device), dino, clip, text, uncond,
             num_inference_steps or s.num_inference_steps,
             s.image_scale if image_scale is None else image_scale, s.text_scale if text_scale is None else text_scale,
             negative_prompt=eq2, early_dino_drop=s.early_dino_drop if early_dino_drop is None else early_dino_drop,

@@ -10,7 +10,7 @@ SNAPSHOT = Path(__file__).with_name("vidcustom_pipeline.yaml")
 def compile_pipeline(path: str | Path = SNAPSHOT) -> Path:
     from kfp import compiler
 
-    from pipelines.pipeline import vidcustom_pipeline
+    from pipelines.pipeline import cluster_pipeline
 
-    compiler.Compiler().compile(vidcustom_pipeline, str(path))
+    compiler.Compiler().compile(cluster_pipeline, str(path))
     return Path(path)

@@ -3,6 +3,11 @@
 Pipeline parameters (preset, params.yaml text, `section.key=value` overrides) map onto the one typed run
 config; the first task validates it so a bad value fails before any work. A failed validation raises in
 the validate task, so nothing after it runs.
+
+`build_pipeline(cluster=True)` (what `vidcustom compile` and `submit` use) gives every task the k8s/
+wiring: the `vidcustom-env` ConfigMap (MLflow server, S3 endpoint, DVC remote), the `vidcustom-s3`
+credentials and the `vidcustom-data` volume, with VIDCUSTOM_HOME on it, so steps share one tracking
+server, one DVC remote and resumable training state. kfp.local runs use cluster=False.
 """
 
 
@@ -35,18 +40,43 @@ def resolve_config(preset: str, params_yaml: str, overrides: list) -> str:
     return load_config(params, [str(o) for o in overrides], preset or None).to_json()
 
 
-@dsl.pipeline(name=PIPELINE_NAME, description="Zero-shot subject-driven video customization (SUGAR): synthesize, "
-                                              "validate, train, evaluate, register, export")
-def vidcustom_pipeline(preset: str = "tiny", params_yaml: str = "", overrides: list = []) -> str:  # noqa: B006
-    config = resolve_config(preset=preset, params_yaml=params_yaml, overrides=overrides).set_display_name("config")
-    cfg = config.output
-    data = synthesize(config_json=cfg)
-    checked = validate(config_json=cfg, dataset=data.outputs["dataset"])
-    version = checked.outputs["Output"]
-    trained = train(config_json=cfg, data_version=version, dataset=data.outputs["dataset"])
-    evaluated = evaluate(config_json=cfg, data_version=version, checkpoint=trained.outputs["checkpoint"])
-    registered = register(config_json=cfg, data_version=version, checkpoint=trained.outputs["checkpoint"],
-                          evaluation=evaluated.outputs["evaluation"])
-    exported = export(config_json=cfg, data_version=version, registration=registered.output,
-                      checkpoint=trained.outputs["checkpoint"])
-    return exported.outputs["Output"]
+CONFIG_MAP_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION",
+                   "AWS_REGION", "VIDCUSTOM_DVC_REMOTE")
+SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+DATA_MOUNT = "/data"
+
+
+def _in_cluster(task):
+    from kfp import kubernetes
+
+    kubernetes.use_config_map_as_env(task, "vidcustom-env", {k: k for k in CONFIG_MAP_KEYS})
+    kubernetes.use_secret_as_env(task, "vidcustom-s3", {k: k for k in SECRET_KEYS})
+    kubernetes.mount_pvc(task, pvc_name="vidcustom-data", mount_path=DATA_MOUNT)
+    task.set_env_variable("VIDCUSTOM_HOME", f"{DATA_MOUNT}/state")
+    return task
+
+
+def build_pipeline(cluster: bool):
+    wire = _in_cluster if cluster else (lambda task: task)
+
+    @dsl.pipeline(name=PIPELINE_NAME, description="Zero-shot subject-driven video customization (SUGAR): "
+                                                  "synthesize, validate, train, evaluate, register, export")
+    def vidcustom_pipeline(preset: str = "tiny", params_yaml: str = "", overrides: list = []) -> str:  # noqa: B006
+        config = wire(resolve_config(preset=preset, params_yaml=params_yaml, overrides=overrides))
+        cfg = config.set_display_name("config").output
+        data = wire(synthesize(config_json=cfg))
+        checked = wire(validate(config_json=cfg, dataset=data.outputs["dataset"]))
+        version = checked.outputs["Output"]
+        trained = wire(train(config_json=cfg, data_version=version, dataset=data.outputs["dataset"]))
+        evaluated = wire(evaluate(config_json=cfg, data_version=version, checkpoint=trained.outputs["checkpoint"]))
+        registered = wire(register(config_json=cfg, data_version=version, checkpoint=trained.outputs["checkpoint"],
+                                   evaluation=evaluated.outputs["evaluation"]))
+        exported = wire(export(config_json=cfg, data_version=version, registration=registered.output,
+                               checkpoint=trained.outputs["checkpoint"]))
+        return exported.outputs["Output"]
+
+    return vidcustom_pipeline
+
+
+vidcustom_pipeline = build_pipeline(cluster=False)  # kfp.local
+cluster_pipeline = build_pipeline(cluster=True)  # compile / submit

@@ -12,13 +12,13 @@ def submit(host: str, params: str | Path | None = None, overrides: list[str] | t
     """Validate the config locally, then create a run on `host`; returns the run id."""
     import kfp
 
-    from pipelines.pipeline import vidcustom_pipeline
+    from pipelines.pipeline import cluster_pipeline
 
     cfg = load_config(params, overrides, preset)
     try:
         client = kfp.Client(host=host, namespace=namespace)
         run = client.create_run_from_pipeline_func(
-            vidcustom_pipeline, experiment_name=experiment, namespace=namespace,
+            cluster_pipeline, experiment_name=experiment, namespace=namespace,
             arguments={"preset": cfg.preset, "params_yaml": Path(params).read_text() if params else "",
                        "overrides": list(overrides)})
     except Exception as err:  # kfp raises urllib3/ApiException types; name the endpoint either way

@@ -43,6 +43,9 @@ def test_onnx_sampler_matches_pytorch(tmp_path):
     assert report["max_abs_diff"] < 1e-3
     video = sampler(img, "a red box slides left", num_inference_steps=2, early_dino_drop=0.5)
     assert video.shape == (4, 32, 32, 3) and video.dtype == np.uint8
+    # Any identity-image size is accepted, as by the PyTorch pipeline (the graph is traced at 32x32).
+    big = np.asarray(__import__("PIL.Image").Image.fromarray(img).resize((48, 48)))
+    assert sampler(big, "a red box", num_inference_steps=1).shape == (4, 32, 32, 3)
 
 
 def test_onnx_sampler_module_does_not_import_torch():

@@ -24,3 +24,17 @@ def test_cli_help_is_fast_and_lists_commands():
     out = subprocess.run([sys.executable, "-m", "pipelines.cli", "--help"], capture_output=True, text=True, check=True)
     for cmd in ("run", "compile", "submit", "data"):
         assert cmd in out.stdout
+
+
+def test_every_task_is_wired_to_the_cluster_services(tmp_path):
+    """In a cluster each step must share the MLflow server, S3 credentials and the data volume (k8s/)."""
+    import yaml
+
+    docs = list(yaml.safe_load_all(compile_pipeline(tmp_path / "p.yaml").read_text()))
+    platform = next(d for d in docs if "platforms" in d)["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    spec = next(d for d in docs if "deploymentSpec" in d)["deploymentSpec"]["executors"]
+    assert set(platform) == set(spec)  # every executor has platform config
+    for name, conf in platform.items():
+        assert conf["configMapAsEnv"][0]["configMapName"] == "vidcustom-env", name
+        assert conf["secretAsEnv"][0]["secretName"] == "vidcustom-s3", name
+        assert conf["pvcMount"][0]["mountPath"] == "/data", name

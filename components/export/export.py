@@ -65,7 +65,7 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
         torch_version = client.get_model_version(registration["model_name"], registration["version"])
         metrics = {k.removeprefix("metric."): float(v) for k, v in torch_version.tags.items()
                    if k.startswith("metric.")}
-    tags = version_tags(cfg, data_version, metrics) | {"parity_max_abs_diff": f"{report['max_abs_diff']:.3g}"}
+    tags = version_tags(pipe.metadata, data_version, metrics) | {"parity_max_abs_diff": f"{report['max_abs_diff']:.3g}"}
     if registration:
         tags["source_model"] = f"{registration['model_name']}/{registration['version']}"
     for k, v in tags.items():

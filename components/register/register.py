@@ -15,11 +15,23 @@ TORCH_REQUIREMENTS = ["torch==2.13.0", "diffusers==0.42.1", "transformers==5.23.
                       "pydantic>=2", "pandas", "numpy", "pyyaml"]
 
 
-def version_tags(cfg: RunConfig, data_version: str | None, metrics: dict) -> dict[str, str]:
+def checkpoint_meta(checkpoint_dir: str | Path) -> dict:
+    from model.pipeline import CHECKPOINT_META
+
+    path = Path(checkpoint_dir) / CHECKPOINT_META
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: {checkpoint_dir} is not a vidcustom checkpoint")
+    return json.loads(path.read_text())
+
+
+def version_tags(meta: dict, data_version: str | None, metrics: dict) -> dict[str, str]:
+    """Tags from the checkpoint's own record (what was trained), not from the registering step's config."""
     from components.tracking import git_commit
 
-    tags = {"data_version": str(data_version), "git_commit": git_commit(), "preset": cfg.preset,
-            "method": cfg.model.method, "attention_design": cfg.model.attention_design}
+    tags = {"data_version": str(data_version or meta.get("data_version")), "git_commit": git_commit(),
+            "preset": str(meta.get("preset")), "method": str(meta.get("method")),
+            "attention_design": str(meta.get("attention_design")),
+            "training_stage": str(meta.get("training_stage"))}
     tags.update({f"metric.{k}": f"{v:.6g}" for k, v in metrics.items() if isinstance(v, (int, float))})
     return tags
 
@@ -52,7 +64,7 @@ def run(checkpoint_dir: str | Path, evaluation_dir: str | Path, cfg: RunConfig, 
                          "must_beat": cfg.register_.must_beat}, "gate.json")
         mlflow.set_tag("gate", "passed" if passed else "failed")
     client = mlflow.MlflowClient()
-    tags = version_tags(cfg, data_version, metrics) | {"gate": "passed" if passed else "failed",
+    tags = version_tags(checkpoint_meta(checkpoint_dir), data_version, metrics) | {"gate": "passed" if passed else "failed",
                                                        "gate_reasons": "; ".join(reasons)[:4000]}
     for k, v in tags.items():
         client.set_model_version_tag(name, version, k, v)

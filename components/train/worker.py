@@ -37,8 +37,10 @@ def _init_distributed(build_shm_comm: bool):
 def _batch(data, n: int, p: float, gen: torch.Generator) -> torch.Tensor:
     """Indices of n samples, each synthetic with probability p, else real."""
     real, synth = data.pool(False), data.pool(True)
-    if (p < 1 and len(real) == 0) or (p > 0 and len(synth) == 0):
-        raise ValueError(f"the stage needs {'real' if p < 1 else 'synthetic'} samples (p={p}) and the dataset has none")
+    for needed, pool, name in ((p < 1, real, "real"), (p > 0, synth, "synthetic")):
+        if needed and len(pool) == 0:
+            raise ValueError(f"the stage draws {name} samples (synthetic_p={p}) and the training split has none; "
+                             "adjust synthesize.synthetic_fraction or train.mix_p / train.strategy")
     pick_synth = torch.rand(n, generator=gen) < p
     idx = torch.empty(n, dtype=torch.long)
     for mask, pool in ((pick_synth, synth), (~pick_synth, real)):
@@ -74,7 +76,10 @@ def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None
     if rank == 0:
         (state / "plan.json").write_text(json.dumps([s.as_dict() for s in plan], indent=2))
     done_weights = state / "stage_weights.safetensors"
-    if progress["stage"] > 0 and done_weights.is_file():
+    if progress["stage"] > 0:
+        if not done_weights.is_file():
+            raise FileNotFoundError(f"{progress_file} says stage {progress['stage']} was reached but {done_weights} is "
+                                    f"missing; delete {state} to train from scratch")
         from safetensors.torch import load_file
 
         denoiser.load_state_dict(load_file(done_weights))
@@ -116,6 +121,8 @@ def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None
             inputs = (noisy, t, data.dino[idx], data.clip[idx], data.text[idx], *keeps)
             if device is not None:
                 inputs, target = tuple(x.to(device) for x in inputs), target.to(device)
+            if tc.bf16:  # DeepSpeed casts the weights; the inputs must follow
+                inputs = tuple(x.to(torch.bfloat16) if x.is_floating_point() else x for x in inputs)
             loss = torch.nn.functional.mse_loss(engine(*inputs).float(), target.float())
             engine.backward(loss)
             engine.step()
@@ -139,16 +146,25 @@ def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None
             if (step + 1) % tc.checkpoint_every == 0 and step + 1 < stage.steps:
                 engine.save_checkpoint(str(state / "ds"), tag=stage.name, client_state={"step": step + 1})
                 if rank == 0:
-                    progress_file.write_text(json.dumps({"stage": si, "step": step + 1}))
+                    tmp = progress_file.with_suffix(".part")
+                    tmp.write_text(json.dumps({"stage": si, "step": step + 1}))
+                    os.replace(tmp, progress_file)
         if bar is not None:
             bar.close()
         if rank == 0:
             from safetensors.torch import save_file
 
-            save_file({k: v.contiguous() for k, v in denoiser.state_dict().items()}, done_weights)
-            progress_file.write_text(json.dumps({"stage": si + 1, "step": 0}))
+            # Weights first (atomically), then the progress that points at them: a crash between the two
+            # only repeats the last few steps, never loads a half-written file.
+            tmp = done_weights.with_suffix(".part")
+            save_file({k: v.float().contiguous() for k, v in denoiser.state_dict().items()}, tmp)
+            os.replace(tmp, done_weights)
+            tmp = progress_file.with_suffix(".part")
+            tmp.write_text(json.dumps({"stage": si + 1, "step": 0}))
+            os.replace(tmp, progress_file)
         dist.barrier()
     if rank == 0:
+        denoiser.float()  # published checkpoints are fp32 whatever the training precision
         pipe.save_pretrained(output, metadata={**metadata, "training_stage": plan[-1].name if plan else "untrained",
                                                "stage_plan": [s.as_dict() for s in plan]})
     dist.barrier()
