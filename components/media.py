@@ -5,6 +5,7 @@ Frames are uint8 arrays (T, H, W, 3), RGB. Errors name the file and what to do.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,41 @@ import numpy as np
 
 class MediaError(ValueError):
     """A media file is missing, corrupt, truncated or of the wrong shape."""
+
+
+# BT.601 limited range, the matrix decoders assume for untagged SD video (and swscale's default).
+_RGB2YUV = np.array([[0.256788, 0.504129, 0.097906], [-0.148223, -0.290993, 0.439216],
+                     [0.439216, -0.367788, -0.071427]])
+_YUV_OFFSET = np.array([16.0, 128.0, 128.0])
+
+
+def _yuv_frame(frame: np.ndarray, pix_fmt: str):
+    """RGB (H, W, 3) -> an av.VideoFrame in `pix_fmt`, converted in NumPy.
+
+    Converting here and filling whole planes makes the encoded file a function of the frames alone (the
+    same frames once gave different bytes from one process to the next, breaking "same content, same
+    DVC version").
+    """
+    import av
+
+    yuv = np.clip(np.rint(frame.astype(np.float64) @ _RGB2YUV.T + _YUV_OFFSET), 0, 255).astype(np.uint8)
+    if pix_fmt == "yuv444p":
+        planes = [yuv[..., 0], yuv[..., 1], yuv[..., 2]]
+    elif pix_fmt == "yuv420p":
+        h, w = yuv.shape[:2]
+        chroma = yuv[..., 1:].astype(np.float64).reshape(h // 2, 2, w // 2, 2, 2).mean(axis=(1, 3))
+        chroma = np.clip(np.rint(chroma), 0, 255).astype(np.uint8)
+        planes = [yuv[..., 0], chroma[..., 0], chroma[..., 1]]
+    else:
+        raise ValueError(f"unsupported pix_fmt {pix_fmt!r}; use yuv444p or yuv420p")
+    out = av.VideoFrame(frame.shape[1], frame.shape[0], pix_fmt)
+    for plane, data in zip(out.planes, planes):
+        # Fill whole lines, alignment padding included: x264 reads it, and uninitialised padding made the
+        # encoded bytes depend on heap contents.
+        buf = np.zeros((plane.height, plane.line_size), np.uint8)
+        buf[:, : data.shape[1]] = data
+        plane.update(buf)
+    return out
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: int, pix_fmt: str = "yuv444p", crf: int = 12) -> None:
@@ -25,6 +61,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int, pix_fmt: str = "
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise MediaError(f"{path}: expected uint8 frames (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    if pix_fmt == "yuv420p" and (frames.shape[1] % 4 or frames.shape[2] % 2):
+        raise MediaError(f"{path}: yuv420p needs a height divisible by 4 and an even width, got {frames.shape[1:3]}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part.mp4")
@@ -34,9 +72,16 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int, pix_fmt: str = "
         stream.pix_fmt = pix_fmt
         # One encoder thread, no lookahead threads: the same frames give the same bytes under any CPU load.
         stream.thread_count = 1
-        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1", "lookahead_threads": "1"}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+        # No lookahead, B-frames or weighted prediction: those x264 analyses read uninitialised memory, so
+        # identical frames encoded to different bytes depending on the heap (measured: 3 distinct files from
+        # 5 encodes). Deterministic bytes are what make "same content -> same DVC version" hold; on clips of
+        # a few frames the lost compression is negligible.
+        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1", "lookahead_threads": "1",
+                          "x264-params": "bframes=0:rc-lookahead=0:mbtree=0:weightp=0"}
+        for i, frame in enumerate(frames):
+            vf = _yuv_frame(frame, pix_fmt)
+            vf.pts, vf.time_base = i, Fraction(1, int(fps))  # explicit timing: rate control must not guess it
+            container.mux(stream.encode(vf))
         container.mux(stream.encode())
     tmp.replace(path)  # atomic: a killed writer never leaves a half file under the final name
 

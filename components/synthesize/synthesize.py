@@ -209,7 +209,10 @@ def run(output_dir: str | Path, cfg) -> dict:
         "filters": report,
         "wall_time_s": round(time.perf_counter() - start, 3),
     }
-    (root / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    # The file is part of the versioned dataset: keep only what describes the content, so a re-run or a
+    # resume of the same config leaves the DVC hash unchanged. Timing and resume counts are returned.
+    run_only = ("wall_time_s", "shards_generated", "shards_skipped")
+    (root / SUMMARY).write_text(json.dumps({k: v for k, v in summary.items() if k not in run_only}, indent=2) + "\n")
     return summary
 
 
