@@ -91,7 +91,7 @@ class RegisterConfig(_Strict):
     # Gate: per-metric floors; champion only when every floor holds.
     gate: dict[str, float] = Field(default_factory=dict, description="metric -> floor")
     must_beat: dict[str, str] = Field(
-        default_factory=lambda: {"sprites_identity": "baseline_untrained/sprites_identity"},
+        default_factory=lambda: {"sprites_motion": "baseline_untrained/sprites_motion"},
         description="metric -> another metric of the same evaluation it must exceed")
 
 
