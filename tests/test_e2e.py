@@ -1,8 +1,5 @@
 """End to end: the KFP pipeline under kfp.local on the `ci` preset, then the registered models from MLflow."""
 
-import os
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest

@@ -2,7 +2,6 @@
 
 import re
 
-import numpy as np
 import torch
 
 from model.config import model_config

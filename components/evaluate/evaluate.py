@@ -59,7 +59,6 @@ def contact_sheet(idents: np.ndarray, videos: np.ndarray, path: Path, frames: in
 def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data_version: str | None = None) -> dict:
     import mlflow
     import pandas as pd
-    import torch
 
     from components.evaluate.metrics import evaluate_videos
     from components.media import write_video

@@ -47,15 +47,6 @@ class _Decoder(nn.Module):
         return self.codec.decode(latents).clamp(-1, 1)
 
 
-class _ImageEncoder(nn.Module):
-    def __init__(self, encoders):
-        super().__init__()
-        self.encoders = encoders
-
-    def forward(self, images):
-        return self.encoders(images)
-
-
 class _TextEncoder(nn.Module):
     def __init__(self, t5):
         super().__init__()
@@ -89,7 +80,7 @@ def export_pipeline(pipe, out: str | Path, opset: int = 17) -> Path:
             out / "denoiser.onnx",
             ["latents", "timestep", "dino", "clip", "text", "uncond_text", "scales", "keep_dino_image", "negative"],
             ["velocity"], opset, {k: batch for k in ("latents", "dino", "clip", "text", "uncond_text", "velocity")})
-    _export(_ImageEncoder(pipe.image_encoders), (img,), out / "image_encoder.onnx", ["images"], ["dino", "clip"],
+    _export(pipe.image_encoders, (img,), out / "image_encoder.onnx", ["images"], ["dino", "clip"],
             opset, {"images": batch, "dino": batch, "clip": batch})
     _export(_TextEncoder(pipe.text_encoder.t5), (ids,), out / "text_encoder.onnx", ["input_ids"], ["text"], opset,
             {"input_ids": batch, "text": batch})
