@@ -30,6 +30,8 @@ class SynthesizeConfig(_Strict):
     num_subjects: int = Field(24, ge=2, description="distinct sprite subjects (identities)")
     samples_per_subject: int = Field(8, ge=1)
     synthetic_fraction: float = Field(0.5, ge=0.0, le=1.0, description="share of attribute-changing samples")
+    caption_colour: bool = Field(True, description="captions name the subject's colour; false leaves colour, like "
+                                                   "shape and texture, to the identity image")
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     workers: int = Field(2, ge=1)
     shard_size: int = Field(32, ge=1, description="samples per resumable shard (one done-file each)")

@@ -11,7 +11,8 @@ Designs (a)-(e) [RECON §1.2 for the exact masks; the text describes (a), (b), (
   (d) all frames attend to the image, the image does not attend to video (one-way injection);
   (e) full attention (no mask).
 In (a)-(d) text tokens do not attend to image tokens, so the image cannot leak into other frames
-through the text stream [RECON]; every other group pair not listed is allowed.
+through the text stream [RECON; `text_sees_image=True` lifts this for (b)-(d), never for (a), whose
+video must stay unconditioned]; every other group pair not listed is allowed.
 """
 
 from __future__ import annotations
@@ -34,23 +35,27 @@ _FORBIDDEN: dict[str, set[tuple[str, str]]] = {
 }
 
 
-def allowed(design: str, query_group: str, key_group: str) -> bool:
+def allowed(design: str, query_group: str, key_group: str, text_sees_image: bool = False) -> bool:
     """Whether a `query_group` token may attend to a `key_group` token under `design`."""
     if design not in _FORBIDDEN:
         raise ValueError(f"attention design must be one of {sorted(_FORBIDDEN)}, got {design!r}")
+    if text_sees_image and design != "a" and query_group == "text" and key_group in _IMAGE:
+        return True
     return (query_group, key_group) not in _FORBIDDEN[design]
 
 
 @lru_cache(maxsize=32)
-def _mask_cpu(design: str, n_dino: int, n_clip: int, n_text: int, tokens_per_frame: int, n_frames: int):
+def _mask(design: str, n_dino: int, n_clip: int, n_text: int, tokens_per_frame: int, n_frames: int,
+          text_sees_image: bool, device: str):
     sizes = (n_dino, n_clip, n_text, tokens_per_frame, tokens_per_frame * (n_frames - 1))
     group_of = torch.repeat_interleave(torch.arange(len(GROUPS)), torch.tensor(sizes))
-    table = torch.tensor([[allowed(design, q, k) for k in GROUPS] for q in GROUPS])
-    return table[group_of][:, group_of]
+    table = torch.tensor([[allowed(design, q, k, text_sees_image) for k in GROUPS] for q in GROUPS])
+    return table[group_of][:, group_of].to(device)  # cached per device: no host-to-device copy per step
 
 
 def selective_attention_mask(design: str, n_dino: int, n_clip: int, n_text: int, tokens_per_frame: int,
-                             n_frames: int, device: torch.device | str = "cpu") -> torch.Tensor | None:
+                             n_frames: int, device: torch.device | str = "cpu", *,
+                             text_sees_image: bool = False) -> torch.Tensor | None:
     """Bool mask (S, S), S = n_dino + n_clip + n_text + tokens_per_frame * n_frames; None for design (e).
 
     Cached per shape, so the sampling loop does not rebuild it every step.
@@ -58,7 +63,7 @@ def selective_attention_mask(design: str, n_dino: int, n_clip: int, n_text: int,
     if design == "e":
         allowed(design, "dino", "dino")  # validates the name
         return None
-    return _mask_cpu(design, n_dino, n_clip, n_text, tokens_per_frame, n_frames).to(device)
+    return _mask(design, n_dino, n_clip, n_text, tokens_per_frame, n_frames, text_sees_image, str(torch.device(device)))
 
 
 class SelectiveAttnProcessor:

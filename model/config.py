@@ -111,6 +111,9 @@ class ModelConfig(_Strict):
     num_frames: int = Field(8, ge=1)
     fps: int = Field(8, ge=1)
     attention_design: AttentionDesign = "b"
+    attention_text_sees_image: bool = Field(
+        False, description="[RECON] let text tokens attend to image tokens in designs (b)-(d); off by default so "
+                           "the image reaches later frames only through frame 0")
     transformer: TransformerConfig = TransformerConfig()
     transformer_path: str | None = Field(None, description="local diffusers folder of a pretrained CogVideoX transformer")
     dino: ImageEncoderConfig = ImageEncoderConfig()

@@ -54,7 +54,7 @@ class SugarPipeline:
                 dino_dim=image_encoders.dino_dim, clip_dim=image_encoders.clip_dim,
                 text_dim=transformer.config.text_embed_dim, num_dino_tokens=image_encoders.num_dino_tokens(),
                 num_text_tokens=cfg.text_encoder.max_length, null_condition=cfg.conditioning.null_condition)
-        denoiser = SugarDenoiser(transformer, conditioner, cfg.attention_design)
+        denoiser = SugarDenoiser(transformer, conditioner, cfg.attention_design, cfg.attention_text_sees_image)
         return cls(cfg, denoiser, build_codec(cfg.codec), image_encoders, text_encoder, build_scheduler(cfg))
 
     def save_pretrained(self, path: str | Path, metadata: dict | None = None) -> Path:
@@ -94,7 +94,8 @@ class SugarPipeline:
         local.text_encoder.tokenizer_path = str(path / "tokenizer")
         transformer = CogVideoXTransformer3DModel.from_pretrained(path / "transformer", use_safetensors=True)
         conditioner = SugarConditioner.from_pretrained(path / "conditioner", use_safetensors=True)
-        denoiser = SugarDenoiser(transformer, conditioner, attention_design or cfg.attention_design)
+        denoiser = SugarDenoiser(transformer, conditioner, attention_design or cfg.attention_design,
+                                 cfg.attention_text_sees_image)
         pipe = cls(cfg, denoiser, load_codec(cfg.codec, path / "vae"), ImageEncoders.from_config(local),
                    TextEncoder.from_config(local), CogVideoXDDIMScheduler.from_pretrained(path / "scheduler"), meta)
         pipe.eval()

@@ -9,6 +9,8 @@ What is added (and nothing else; pretrained weights stay as they are):
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from diffusers import CogVideoXTransformer3DModel
 from diffusers.models.embeddings import CogVideoXPatchEmbed, get_3d_rotary_pos_embed
@@ -48,10 +50,33 @@ def tiny_transformer_kwargs(cfg: ModelConfig) -> dict:
         use_rotary_positional_embeddings=t.use_rotary_positional_embeddings)
 
 
+# Pretrained-config fields the rest of the model relies on, and the ModelConfig value each must equal.
+_MUST_MATCH = {
+    "in_channels": lambda c: c.latent_channels, "out_channels": lambda c: c.latent_channels,
+    "patch_size": lambda c: c.transformer.patch_size, "text_embed_dim": lambda c: c.transformer.text_embed_dim,
+    "temporal_compression_ratio": lambda c: c.transformer.temporal_compression_ratio,
+    "use_rotary_positional_embeddings": lambda c: c.transformer.use_rotary_positional_embeddings,
+}
+
+
+def check_pretrained(transformer: CogVideoXTransformer3DModel, cfg: ModelConfig) -> None:
+    """Refuse a pretrained transformer whose architecture disagrees with the model config, naming the field."""
+    bad = [f"{k}: pretrained {transformer.config[k]!r}, config {want(cfg)!r}" for k, want in _MUST_MATCH.items()
+           if transformer.config[k] != want(cfg)]
+    if bad:
+        raise ValueError(f"the transformer at {cfg.transformer_path} does not fit this model config ("
+                         + "; ".join(bad) + "); choose the matching preset or set model.transformer.* / model.codec.*")
+
+
 def build_transformer(cfg: ModelConfig) -> CogVideoXTransformer3DModel:
     """Pretrained from `cfg.transformer_path` (local diffusers folder) or randomly initialised from the preset."""
     if cfg.transformer_path:
-        return CogVideoXTransformer3DModel.from_pretrained(cfg.transformer_path, use_safetensors=True)
+        if not (Path(cfg.transformer_path) / "config.json").is_file():
+            raise FileNotFoundError(f"model.transformer_path={cfg.transformer_path} is not a diffusers model folder "
+                                    "(no config.json); point it at the `transformer/` folder of a CogVideoX checkpoint")
+        transformer = CogVideoXTransformer3DModel.from_pretrained(cfg.transformer_path, use_safetensors=True)
+        check_pretrained(transformer, cfg)
+        return transformer
     return CogVideoXTransformer3DModel(**tiny_transformer_kwargs(cfg))
 
 
@@ -71,11 +96,12 @@ class SugarDenoiser(nn.Module):
             keep_dino / keep_clip / keep_text (N,)) -> (N, F, C, h, w)
     """
 
-    def __init__(self, transformer: CogVideoXTransformer3DModel, conditioner: SugarConditioner, design: str):
+    def __init__(self, transformer: CogVideoXTransformer3DModel, conditioner: SugarConditioner, design: str,
+                 text_sees_image: bool = False):
         super().__init__()
         self.transformer = add_sugar(transformer)
         self.conditioner = conditioner
-        self.design = design
+        self.design, self.text_sees_image = design, text_sees_image
         self._rope_cache: dict = {}
 
     def _rope(self, frames: int, h: int, w: int, device) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -96,7 +122,8 @@ class SugarDenoiser(nn.Module):
     def attention_mask(self, frames: int, h: int, w: int, device) -> torch.Tensor | None:
         p = self.transformer.config.patch_size
         ld, lc, lt = self.conditioner.group_lengths
-        return selective_attention_mask(self.design, ld, lc, lt, (h // p) * (w // p), frames, device)
+        return selective_attention_mask(self.design, ld, lc, lt, (h // p) * (w // p), frames, device,
+                                        text_sees_image=self.text_sees_image)
 
     def forward(self, latents, timestep, dino, clip, text, keep_dino, keep_clip, keep_text) -> torch.Tensor:
         _, frames, _, h, w = latents.shape

@@ -53,3 +53,49 @@ def test_mask_is_cached_between_calls():
 def test_every_query_row_attends_to_something():
     for design in "abcd":
         assert selective_attention_mask(design, **SIZES).any(dim=1).all()
+
+
+@pytest.mark.parametrize("design", list("abcde"))
+def test_token_influence_follows_the_design(design):
+    """Behavioural check through a real diffusers Attention with our processor: perturbing key token j changes
+    query token i's output exactly when the design lets i attend to j (METHOD_NOTES §1.2)."""
+    from diffusers.models.attention_processor import Attention
+
+    from model.attention import SelectiveAttnProcessor
+
+    torch.manual_seed(0)
+    attn = Attention(query_dim=16, dim_head=8, heads=2, qk_norm="layer_norm", eps=1e-6, bias=True, out_bias=True,
+                     processor=SelectiveAttnProcessor()).eval()
+    n_cond = SIZES["n_dino"] + SIZES["n_clip"] + SIZES["n_text"]
+    x = torch.randn(1, 21, 16)
+    mask = selective_attention_mask(design, **SIZES)
+
+    def run(inp):
+        video, cond = attn(hidden_states=inp[:, n_cond:], encoder_hidden_states=inp[:, :n_cond], attention_mask=mask)
+        return torch.cat([cond, video], dim=1)[0]
+
+    group = [g for g, sl in _slices().items() for _ in range(sl.stop - sl.start)]
+    with torch.no_grad():
+        base = run(x)
+        for j in range(21):
+            bumped = x.clone()
+            bumped[0, j] += 3.0
+            moved = (run(bumped) - base).abs().amax(dim=-1) > 1e-6
+            for i in range(21):
+                want = i == j or allowed(design, group[i], group[j])
+                assert bool(moved[i]) == want, (design, i, group[i], j, group[j])
+
+
+@pytest.mark.parametrize("design", list("abcd"))
+def test_text_sees_image_option_opens_only_text_to_image_and_never_in_design_a(design):
+    base = selective_attention_mask(design, **SIZES)
+    opened = selective_attention_mask(design, **SIZES, text_sees_image=True)
+    sl = _slices()
+    diff = base ^ opened
+    if design == "a":
+        assert not diff.any()  # (a) keeps the video unconditioned: no path from the image through the text
+        return
+    assert opened[sl["text"], sl["dino"]].all() and opened[sl["text"], sl["clip"]].all()
+    diff[sl["text"], sl["dino"]] = False
+    diff[sl["text"], sl["clip"]] = False
+    assert not diff.any()

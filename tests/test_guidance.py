@@ -1,5 +1,6 @@
 """Dual guidance (METHOD_NOTES §1.4) against hand computations, branch keep flags and the early DINO drop."""
 
+import pytest
 import torch
 
 from model.guidance import DualGuidanceSampler, branch_keeps, combine_dual_guidance, early_drop_steps
@@ -56,3 +57,56 @@ def test_sampler_batches_three_branches_and_drops_dino_for_the_first_k_steps():
     for i, (_, kd, kc) in enumerate(rec.calls):
         assert kd == ([0.0] * 6 if i < k else [0, 0, 1, 1, 1, 1])
         assert kc == [0, 0, 1, 1, 1, 1]
+
+
+class _LinearDenoiser(torch.nn.Module):
+    """v = 1 + 2·mean(dino)·keep_dino + 3·mean(clip)·keep_clip + mean(text or null text): each branch's value can
+    be written down by hand. The null text is the constant 10."""
+
+    def forward(self, x, t, dino, clip, text, keep_dino, keep_clip, keep_text):
+        k = lambda f: f.view(-1, *([1] * (x.dim() - 1)))  # noqa: E731
+        txt = text.mean(dim=(1, 2))
+        val = 1 + 2 * dino.mean(dim=(1, 2)) * keep_dino + 3 * clip.mean(dim=(1, 2)) * keep_clip
+        val = val + torch.where(keep_text > 0, txt, torch.full_like(txt, 10.0))
+        return k(val).expand_as(x).clone()
+
+
+class _RecordingScheduler:
+    """Hands the guided model output back as the next sample, so the sampler's combination can be read off."""
+
+    init_noise_sigma = 1.0
+
+    def __init__(self):
+        self.outputs = []
+
+    def set_timesteps(self, n, device=None):
+        self.timesteps = torch.arange(n, 0, -1)
+
+    def scale_model_input(self, x, t):
+        return x
+
+    def step(self, out, t, latents):
+        self.outputs.append(out.clone())
+        return type("Out", (), {"prev_sample": latents})()
+
+
+@pytest.mark.parametrize("negative_prompt", [False, True])
+def test_sampler_guidance_matches_hand_written_equations_with_early_drop(negative_prompt):
+    dino, clip = torch.full((1, 4, 2), 0.5), torch.full((1, 1, 2), 0.25)
+    text, neg = torch.full((1, 3, 2), 2.0), torch.full((1, 3, 2), -1.0)
+    uncond = neg if negative_prompt else torch.zeros_like(text)
+    s_i, s_t, steps = 2.5, 7.5, 4
+    sched = _RecordingScheduler()
+    DualGuidanceSampler(_LinearDenoiser(), sched)(torch.zeros(1, 1, 1, 1, 1), dino, clip, text, uncond, steps, s_i,
+                                                  s_t, negative_prompt=negative_prompt, early_dino_drop=0.5,
+                                                  progress=False)
+
+    def v(image_dino: bool, image_clip: bool, txt: float) -> float:  # the denoiser above, by hand
+        return 1 + 2 * 0.5 * image_dino + 3 * 0.25 * image_clip + txt
+
+    u = -1.0 if negative_prompt else 10.0  # eq. 2: the negative prompt; eq. 1: the null text
+    for i, out in enumerate(sched.outputs):
+        d = i >= 2  # early drop: the first K = 0.5 * 4 = 2 steps have no DINO in any image branch
+        # eq. 1 / eq. 2: v = v(∅,U) + s_I [v(I,U) - v(∅,U)] + s_T [v(I,T) - v(I,U)], U = null text or N
+        want = v(False, False, u) + s_i * (v(d, True, u) - v(False, False, u)) + s_t * (v(d, True, 2.0) - v(d, True, u))
+        assert out.item() == pytest.approx(want), (i, out.item(), want)

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 SPRITES = ("identity", "motion", "attribute")
 
 
-def _generate(pipe, specs, cfg: RunConfig, **kw) -> tuple[np.ndarray, np.ndarray]:
+def generate_videos(pipe, specs, cfg: RunConfig, **kw) -> tuple[np.ndarray, np.ndarray]:
     from components.synthesize.sprites import generate
 
     m = pipe.config
@@ -34,7 +34,7 @@ def _generate(pipe, specs, cfg: RunConfig, **kw) -> tuple[np.ndarray, np.ndarray
     return idents, np.concatenate(out)
 
 
-def _sprites_table(videos: np.ndarray, specs) -> list[dict]:
+def sprites_table(videos: np.ndarray, specs) -> list[dict]:
     from components.synthesize.sprites import sprites_scores
 
     return [sprites_scores(v, s) for v, s in zip(videos, specs)]
@@ -71,9 +71,9 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
     (out / "videos").mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     pipe = SugarPipeline.from_pretrained(checkpoint_dir)
-    specs = heldout_specs(cfg.evaluate.seed, cfg.evaluate.num_samples)
-    idents, videos = _generate(pipe, specs, cfg)
-    rows = _sprites_table(videos, specs)
+    specs = heldout_specs(cfg.evaluate.seed, cfg.evaluate.num_samples, cfg.synthesize.caption_colour)
+    idents, videos = generate_videos(pipe, specs, cfg)
+    rows = sprites_table(videos, specs)
     metrics = {f"sprites_{k}": _mean(rows, k) for k in SPRITES}
 
     judges = ScoringEncoders(cfg.scoring)
@@ -83,13 +83,13 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
                                                                   "background_consistency", "clip_t", "dino_i"))
     metrics.update(paper)
     if cfg.evaluate.baselines:
-        _, no_image = _generate(pipe, specs, cfg, use_image=False)
+        _, no_image = generate_videos(pipe, specs, cfg, use_image=False)
         for k in SPRITES:
-            metrics[f"ablation_no_image/sprites_{k}"] = _mean(_sprites_table(no_image, specs), k)
+            metrics[f"ablation_no_image/sprites_{k}"] = _mean(sprites_table(no_image, specs), k)
         untrained = SugarPipeline.from_config(pipe.config, seed=cfg.train.seed)
-        _, raw = _generate(untrained, specs, cfg)
+        _, raw = generate_videos(untrained, specs, cfg)
         for k in SPRITES:
-            metrics[f"baseline_untrained/sprites_{k}"] = _mean(_sprites_table(raw, specs), k)
+            metrics[f"baseline_untrained/sprites_{k}"] = _mean(sprites_table(raw, specs), k)
     metrics["eval_wall_s"] = round(time.time() - t0, 1)
 
     table = pd.DataFrame([{"sample_id": s.sample_id, "subject_id": s.subject.subject_id,

@@ -18,7 +18,7 @@ def _cases(cfg: RunConfig) -> list[tuple[np.ndarray, str]]:
     from components.synthesize.sprites import generate, heldout_specs
 
     m = cfg.model
-    return [(generate(s, m.height, m.width, m.num_frames)[0], s.caption) for s in heldout_specs(cfg.evaluate.seed, 2)]
+    return [(generate(s, m.height, m.width, m.num_frames)[0], s.caption) for s in heldout_specs(cfg.evaluate.seed, 2, cfg.synthesize.caption_colour)]
 
 
 def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data_version: str | None = None,

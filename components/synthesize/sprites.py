@@ -178,19 +178,24 @@ def _article(word: str) -> str:
 
 
 def caption_for(subject: Subject, motion: Motion, background: str, new_colour: str | None, style: str | None,
-                template: int) -> str:
-    """The caption states noun, colour (the new one if changed), direction, speed and background."""
+                template: int, name_colour: bool = True) -> str:
+    """The caption states noun, colour (the new one if changed), direction, speed and background.
+
+    name_colour=False leaves the subject's own colour out (a new colour is still named), so colour, like
+    shape and texture, reaches the model only through the identity image.
+    """
     speed = " quickly" if motion.travel >= 0.6 else " slowly" if motion.travel < 0.4 else ""
-    words = dict(noun=subject.noun, colour=subject.colour, a_colour=_article(subject.colour),
+    colour = subject.colour if name_colour else ""
+    words = dict(noun=subject.noun, colour=colour, a_colour=_article(colour or subject.noun),
                  verb=VERBS[subject.noun], dir=DIRECTION_WORDS[motion.direction], speed=speed, bg=background,
                  new=new_colour or "", a_new=_article(new_colour or "x"))
     templates = COLOUR_TEMPLATES if new_colour else SKETCH_TEMPLATES if style else REAL_TEMPLATES
-    return templates[template % len(templates)].format(**words)
+    return " ".join(templates[template % len(templates)].format(**words).split())
 
 
 # --------------------------------------------------------------------------------------------- specs
 def _random_spec(sample_id: str, subject: Subject, synthetic: bool, rng: np.random.Generator,
-                 change: str | None = None) -> SampleSpec:
+                 change: str | None = None, name_colour: bool = True) -> SampleSpec:
     """Draw motion, background and (for synthetic samples) the change; `change` forces "colour"/"sketch"."""
     fast = subject.category != "static_object"  # animals and active objects move more
     travel = float(rng.uniform(0.55, 0.95) if fast else rng.uniform(0.2, 0.4))
@@ -205,18 +210,19 @@ def _random_spec(sample_id: str, subject: Subject, synthetic: bool, rng: np.rand
         else:
             style = "sketch"
     template = int(rng.integers(0, 6))
-    caption = caption_for(subject, motion, background, new_colour, style, template)
+    caption = caption_for(subject, motion, background, new_colour, style, template, name_colour)
     return SampleSpec(sample_id, "synthetic" if synthetic else "real", subject, motion, background, caption,
                       new_colour, style, identity_frame=round(float(rng.uniform()), 4))
 
 
-def sample_spec(seed: int, subject: Subject, subject_index: int, sample_index: int, synthetic: bool) -> SampleSpec:
+def sample_spec(seed: int, subject: Subject, subject_index: int, sample_index: int, synthetic: bool,
+                name_colour: bool = True) -> SampleSpec:
     """Sample `sample_index` of training subject `subject_index`; a function of these arguments only."""
     rng = seeded_rng([seed, 2, subject_index, sample_index])
-    return _random_spec(f"{subject.subject_id}-{sample_index:03d}", subject, synthetic, rng)
+    return _random_spec(f"{subject.subject_id}-{sample_index:03d}", subject, synthetic, rng, name_colour=name_colour)
 
 
-def heldout_specs(seed: int, n: int) -> list[SampleSpec]:
+def heldout_specs(seed: int, n: int, name_colour: bool = True) -> list[SampleSpec]:
     """`n` evaluation specs on held-out subjects (`heldout0000`...), balanced over categories and changes.
 
     Disjointness from training: subjects come from the `is_heldout` side of a fixed partition of
@@ -235,7 +241,7 @@ def heldout_specs(seed: int, n: int) -> list[SampleSpec]:
         sub_rng = seeded_rng([seed, 4, i])
         subject = _subject(f"heldout{i:04d}", combo, sub_rng)
         change = (None, "colour", "sketch")[(i // 3) % 3]
-        spec = _random_spec(f"heldout{i:04d}", subject, change is not None, sub_rng, change)
+        spec = _random_spec(f"heldout{i:04d}", subject, change is not None, sub_rng, change, name_colour)
         specs.append(dataclasses.replace(spec, source="synthetic"))
     return specs
 

@@ -59,7 +59,8 @@ def plan(cfg) -> list[tuple[sprites.SampleSpec, str]]:
     out = []
     for i, subject in enumerate(subjects):
         for j in range(s.samples_per_subject):
-            spec = sprites.sample_spec(s.seed, subject, i, j, (i * s.samples_per_subject + j) in synthetic)
+            spec = sprites.sample_spec(s.seed, subject, i, j, (i * s.samples_per_subject + j) in synthetic,
+                                      s.caption_colour)
             out.append((spec, "val" if i in val else "train"))
     return out
 
