@@ -63,6 +63,7 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(0.0, ge=0)
     num_procs: int = Field(2, ge=1, description="DeepSpeed ranks (CPU processes over gloo here)")
     zero_stage: Literal[0, 1, 2] = 2
+    reduce_bucket_size: int = Field(500_000_000, ge=1, description="ZeRO gradient bucket, in elements")
     seed: int = 0
     log_every: int = Field(20, ge=1)
     checkpoint_every: int = Field(100, ge=1, description="resumable state is saved this often")

@@ -36,8 +36,9 @@ def test_tsf_training_two_ranks(tiny_dataset, run_config, tmp_path):
     to the stage-1 result, the second half changed; the loss falls; the checkpoint has the DESIGN layout."""
     from components.train.train import run
 
+    # A small ZeRO bucket: a stage-1 engine left hooked on the parameters overflows it within stage 2's steps.
     common = ["train.stage1_steps=12", "train.batch_size=4", "train.log_every=2", "train.checkpoint_every=5",
-              "train.learning_rate=1e-3"]
+              "train.learning_rate=1e-3", "train.reduce_bucket_size=200000"]
     s1 = run(tiny_dataset, tmp_path / "s1", run_config(*common, "train.stage2_steps=0"), "v1.dir")
     s2 = run(tiny_dataset, tmp_path / "s2", run_config(*common, "train.stage2_steps=6"), "v1.dir")
     w1 = load_file(tmp_path / "s1" / "transformer" / "diffusion_pytorch_model.safetensors")

@@ -11,7 +11,8 @@ def deepspeed_config(cfg: TrainConfig, world_size: int) -> dict:
         "gradient_accumulation_steps": 1,
         "train_batch_size": cfg.batch_size * world_size,
         "gradient_clipping": 1.0,
-        "zero_optimization": {"stage": cfg.zero_stage, "overlap_comm": False, "contiguous_gradients": True},
+        "zero_optimization": {"stage": cfg.zero_stage, "overlap_comm": False, "contiguous_gradients": True,
+                              "reduce_bucket_size": cfg.reduce_bucket_size},
         "bf16": {"enabled": cfg.bf16},
         "steps_per_print": 10**9,  # we log ourselves
         "wall_clock_breakdown": False,

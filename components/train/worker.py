@@ -151,6 +151,9 @@ def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None
                     os.replace(tmp, progress_file)
         if bar is not None:
             bar.close()
+        # Unhook this engine from the parameters: the next stage's engine shares them, and a stale engine's
+        # gradient hooks would keep filling its never-flushed ZeRO bucket until it overflows.
+        engine.destroy()
         if rank == 0:
             from safetensors.torch import save_file
 
