@@ -36,25 +36,29 @@ VARIANTS: dict[str, list[str]] = {
     "e_tsf": ["model.attention_design=e"],
     "b_mix1": ["train.strategy=mix", "train.mix_p=1.0"],
 }
+# Sampling for every evaluation but the guidance sweep: image guidance 3, no text guidance.
+BASE = {"image_scale": 3.0, "text_scale": 1.0}
 GUIDED_TEXT_SCALE = 7.5
 IMAGE_SCALES = (1.0, 2.5, 5.0, 7.5)
 EARLY_DROP = 0.3
 # (evaluation name, variant, sampling keyword arguments of SugarPipeline.__call__)
 EVALS: list[tuple[str, str, dict]] = [
-    ("b_tsf", "b_tsf", {}),
-    ("b_tsf/image_dropped", "b_tsf", {"use_image": False}),
-    ("b_tsf/early_drop", "b_tsf", {"early_dino_drop": EARLY_DROP}),
+    ("b_tsf", "b_tsf", BASE),
+    ("b_tsf/image_dropped", "b_tsf", {**BASE, "use_image": False}),
+    ("b_tsf/early_drop", "b_tsf", {**BASE, "early_dino_drop": EARLY_DROP}),
     *[(f"b_tsf/sI={s}_sT={GUIDED_TEXT_SCALE}", "b_tsf", {"image_scale": s, "text_scale": GUIDED_TEXT_SCALE})
       for s in IMAGE_SCALES],
-    ("a_tsf", "a_tsf", {}),
-    ("e_tsf", "e_tsf", {}),
-    ("b_mix1", "b_mix1", {}),
+    ("a_tsf", "a_tsf", BASE),
+    ("e_tsf", "e_tsf", BASE),
+    ("e_tsf/image_dropped", "e_tsf", {**BASE, "use_image": False}),
+    ("b_mix1", "b_mix1", BASE),
 ]
 # (label, evaluation A, evaluation B): paired differences A - B reported with 95 % intervals.
 COMPARISONS = [
     ("image vs image dropped", "b_tsf", "b_tsf/image_dropped"),
     ("design (b) vs (a)", "b_tsf", "a_tsf"),
     ("design (b) vs (e)", "b_tsf", "e_tsf"),
+    ("design (e): image vs image dropped", "e_tsf", "e_tsf/image_dropped"),
     ("early DINO drop on vs off", "b_tsf/early_drop", "b_tsf"),
     ("TSF vs Mix(p=1)", "b_tsf", "b_mix1"),
     (f"s_I=7.5 vs s_I=1 (s_T={GUIDED_TEXT_SCALE})", f"b_tsf/sI=7.5_sT={GUIDED_TEXT_SCALE}",
@@ -70,7 +74,8 @@ def base_overrides(args) -> list[str]:
     return [
         f"state_dir={args.out / 'state'}", f"mlflow.experiment={args.experiment}",
         f"synthesize.num_subjects={args.subjects}", f"synthesize.samples_per_subject={args.samples_per_subject}",
-        "synthesize.caption_colour=false", "validate.push=false",
+        "synthesize.caption_colour=false", f"synthesize.subject_size=[{args.subject_size[0]},{args.subject_size[1]}]",
+        "validate.push=false",
         f"train.stage1_steps={stage1}", f"train.stage2_steps={total - stage1}",
         f"evaluate.num_samples={args.eval_samples}", *args.set,
     ]
@@ -95,13 +100,16 @@ def prepare_data(args) -> tuple[Path, str]:
 
 def train(args, variant: str, data: Path, version: str) -> Path:
     from components.train.train import run as train_run
+    from components.train.train import state_key
 
-    ckpt = args.out / "checkpoints" / variant
+    cfg = load(args, variant)
+    # Keyed by the training config, so a changed budget or option never reuses a stale model.
+    ckpt = args.out / "checkpoints" / f"{variant}-{state_key(cfg, version)}"
     if (ckpt / "vidcustom.json").is_file():
         log.info("%s: reusing the trained checkpoint %s", variant, ckpt)
         return ckpt
     t0 = time.time()
-    summary = train_run(data, ckpt, load(args, variant), version)
+    summary = train_run(data, ckpt, cfg, version)
     log.info("%s: trained %d steps in %.0f s, loss %.3f -> %.3f", variant, summary["steps"], time.time() - t0,
              summary["first_loss"], summary["final_loss"])
     return ckpt
@@ -110,18 +118,17 @@ def train(args, variant: str, data: Path, version: str) -> Path:
 def evaluate(args, name: str, variant: str, ckpt: Path, kwargs: dict, version: str) -> dict:
     import mlflow
 
-    from components.evaluate.evaluate import generate_videos, sprites_table
-    from components.synthesize.sprites import heldout_specs
+    from components.evaluate.evaluate import generate_videos, heldout_specs_for, sprites_table
     from components.tracking import step_run
     from model.pipeline import SugarPipeline
 
-    path = args.out / "results" / (name.replace("/", "__") + ".json")
+    path = args.out / "results" / ckpt.name / (name.replace("/", "__") + ".json")
     if path.is_file():
         return json.loads(path.read_text())
     cfg = load(args, variant)
     t0 = time.time()
     pipe = SugarPipeline.from_pretrained(ckpt)
-    specs = heldout_specs(cfg.evaluate.seed, cfg.evaluate.num_samples, cfg.synthesize.caption_colour)
+    specs = heldout_specs_for(cfg, cfg.evaluate.num_samples)
     _, videos = generate_videos(pipe, specs, cfg, **kwargs)
     rows = sprites_table(videos, specs)
     sampler = pipe.config.sampler
@@ -171,9 +178,12 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("bench-out/sugar-mechanism"),
                    help="working directory: data, checkpoints, results, MLflow store (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=2400, help="training steps per model, 60 %% stage 1 (default: 2400)")
+    p.add_argument("--steps", type=int, default=3200, help="training steps per model, 60 %% stage 1 (default: 3200)")
     p.add_argument("--subjects", type=int, default=300, help="training subjects (default: 300)")
     p.add_argument("--samples-per-subject", type=int, default=4, help="(default: 4)")
+    p.add_argument("--subject-size", type=float, nargs=2, default=(0.5, 0.65), metavar=("MIN", "MAX"),
+                   help="subject box side as a fraction of the frame (default: 0.5 0.65; the data default is "
+                        "0.31-0.44): larger subjects make identity a larger share of the pixels")
     p.add_argument("--eval-samples", type=int, default=96, help="held-out subject x prompt pairs (default: 96)")
     p.add_argument("--experiment", default="sugar-mechanism", help="MLflow experiment (default: %(default)s)")
     p.add_argument("--only", default=None, help="comma-separated evaluation names to run (default: all)")

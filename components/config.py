@@ -30,6 +30,8 @@ class SynthesizeConfig(_Strict):
     num_subjects: int = Field(24, ge=2, description="distinct sprite subjects (identities)")
     samples_per_subject: int = Field(8, ge=1)
     synthetic_fraction: float = Field(0.5, ge=0.0, le=1.0, description="share of attribute-changing samples")
+    subject_size: tuple[float, float] = Field(
+        (10 / 32, 14 / 32), description="range of the subject's box side as a fraction of the frame (min, max)")
     caption_colour: bool = Field(True, description="captions name the subject's colour; false leaves colour, like "
                                                    "shape and texture, to the identity image")
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
@@ -40,6 +42,13 @@ class SynthesizeConfig(_Strict):
     min_dino_identity_score: float = -1.0
     min_frame_consistency: float = -1.0
     min_flow_score: float = Field(0.0, description="static-video filter; 0 keeps static (real-like still) clips")
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "SynthesizeConfig":
+        lo, hi = self.subject_size
+        if not 0.05 <= lo <= hi <= 0.9:
+            raise ValueError(f"synthesize.subject_size must satisfy 0.05 <= min <= max <= 0.9, got {self.subject_size}")
+        return self
 
 
 class ValidateConfig(_Strict):

@@ -43,6 +43,10 @@ class ImageEncoderConfig(_Strict):
     num_attention_heads: int = 4
     intermediate_size: int = 128
     projection_dim: int = 64  # CLIP only
+    initializer_range: float = Field(
+        0.5, gt=0, description="random towers only: init std. transformers' 0.02 leaves a random tower's output "
+                               "almost the same for every image (0.2 % of the CLIP embedding's variance is between "
+                               "images), so nothing could learn identity from it; 0.5 keeps 20-30 %")
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 

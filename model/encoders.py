@@ -35,7 +35,7 @@ def build_dino(cfg: ImageEncoderConfig) -> nn.Module:
         return _frozen(Dinov2Model.from_pretrained(cfg.pretrained_path, use_safetensors=True))
     conf = Dinov2Config(image_size=cfg.image_size, patch_size=cfg.patch_size, hidden_size=cfg.hidden_size,
                         num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
-                        intermediate_size=cfg.intermediate_size)
+                        intermediate_size=cfg.intermediate_size, initializer_range=cfg.initializer_range)
     return _frozen(_seeded(lambda: Dinov2Model(conf), TINY_SEED))
 
 
@@ -46,7 +46,9 @@ def build_clip_vision(cfg: ImageEncoderConfig) -> nn.Module:
         return _frozen(CLIPVisionModelWithProjection.from_pretrained(cfg.pretrained_path, use_safetensors=True))
     conf = CLIPVisionConfig(image_size=cfg.image_size, patch_size=cfg.patch_size, hidden_size=cfg.hidden_size,
                             num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
-                            intermediate_size=cfg.intermediate_size, projection_dim=cfg.projection_dim)
+                            intermediate_size=cfg.intermediate_size, projection_dim=cfg.projection_dim,
+                            # CLIP scales most of its init by initializer_factor (1.0 <-> std 0.02)
+                            initializer_range=cfg.initializer_range, initializer_factor=cfg.initializer_range / 0.02)
     return _frozen(_seeded(lambda: CLIPVisionModelWithProjection(conf), TINY_SEED + 1))
 
 

@@ -39,9 +39,12 @@ def test_sugar_mechanism_benchmark_runs_logs_to_one_experiment_and_resumes(tmp_p
     steps = runs["tags.vidcustom.step"].value_counts().to_dict()
     assert steps == {"train": 2, "benchmark": 3}
     assert set(runs["tags.evaluation"].dropna()) == {"b_tsf", "b_tsf/image_dropped", "a_tsf"}
+    train_runs = runs[runs["tags.vidcustom.step"] == "train"]
+    assert set(train_runs["tags.stage_plan"]) == {"stage1(p=0.0,frozen=0) -> stage2(p=0.5,frozen=2)"}
 
     # A second invocation reuses checkpoints and results: no new MLflow run.
-    before = json.loads((tmp_path / "bench" / "results" / "b_tsf.json").read_text())
+    (result_file,) = (tmp_path / "bench" / "results").glob("b_tsf-*/b_tsf.json")
+    before = json.loads(result_file.read_text())
     again = bench.main(argv)
     assert again["b_tsf"]["per_sample"] == before["per_sample"]
     assert len(mlflow.search_runs(experiment_names=["sugar-mechanism"])) == len(runs)

@@ -22,6 +22,13 @@ log = logging.getLogger(__name__)
 SPRITES = ("identity", "motion", "attribute")
 
 
+def heldout_specs_for(cfg: RunConfig, n: int) -> list:
+    """The held-out evaluation specs, drawn with the same caption and size conventions as the training data."""
+    from components.synthesize.sprites import heldout_specs
+
+    return heldout_specs(cfg.evaluate.seed, n, cfg.synthesize.caption_colour, cfg.synthesize.subject_size)
+
+
 def generate_videos(pipe, specs, cfg: RunConfig, **kw) -> tuple[np.ndarray, np.ndarray]:
     from components.synthesize.sprites import generate
 
@@ -62,7 +69,6 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
 
     from components.evaluate.metrics import evaluate_videos
     from components.media import write_video
-    from components.synthesize.sprites import heldout_specs
     from components.tracking import step_run
     from model.pipeline import SugarPipeline
     from model.scoring import ScoringEncoders
@@ -71,7 +77,7 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
     (out / "videos").mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     pipe = SugarPipeline.from_pretrained(checkpoint_dir)
-    specs = heldout_specs(cfg.evaluate.seed, cfg.evaluate.num_samples, cfg.synthesize.caption_colour)
+    specs = heldout_specs_for(cfg, cfg.evaluate.num_samples)
     idents, videos = generate_videos(pipe, specs, cfg)
     rows = sprites_table(videos, specs)
     metrics = {f"sprites_{k}": _mean(rows, k) for k in SPRITES}

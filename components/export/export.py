@@ -15,10 +15,11 @@ ONNX_REQUIREMENTS = ["onnxruntime==1.31.1", "transformers==5.23.0", "numpy", "pa
 
 
 def _cases(cfg: RunConfig) -> list[tuple[np.ndarray, str]]:
-    from components.synthesize.sprites import generate, heldout_specs
+    from components.evaluate.evaluate import heldout_specs_for
+    from components.synthesize.sprites import generate
 
     m = cfg.model
-    return [(generate(s, m.height, m.width, m.num_frames)[0], s.caption) for s in heldout_specs(cfg.evaluate.seed, 2, cfg.synthesize.caption_colour)]
+    return [(generate(s, m.height, m.width, m.num_frames)[0], s.caption) for s in heldout_specs_for(cfg, 2)]
 
 
 def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data_version: str | None = None,

@@ -48,6 +48,7 @@ STYLES = ("sketch",)
 SHADE = 0.5            # second tone of stripes/dots: the subject colour at half brightness
 FG_THRESHOLD = 40.0    # RGB distance from the background above which a pixel is foreground
 SUPERSAMPLE = 4        # anti-aliasing: sub-samples per pixel side, so sub-pixel motion is smooth
+SIZE_RANGE = (10 / 32, 14 / 32)  # subject box side as a fraction of the frame: ~10-14 px on 32 px
 HELDOUT_MODULUS = 6    # one attribute combination in six is reserved for evaluation, see `is_heldout`
 
 
@@ -142,17 +143,18 @@ def _combos(heldout: bool, category: str | None = None) -> list[Combo]:
             if is_heldout((n, s, c, t)) == heldout and (category is None or NOUNS[n] == category)]
 
 
-def _subject(subject_id: str, combo: Combo, rng: np.random.Generator) -> Subject:
+def _subject(subject_id: str, combo: Combo, rng: np.random.Generator,
+             size_range: tuple[float, float] = SIZE_RANGE) -> Subject:
     noun, shape, colour, texture = combo
-    size = round(float(rng.uniform(10 / 32, 14 / 32)), 4)  # ~10-14 px on a 32 px frame
+    size = round(float(rng.uniform(*size_range)), 4)
     return Subject(subject_id, NOUNS[noun], noun, shape, colour, texture, size)
 
 
-def training_subjects(seed: int, n: int) -> list[Subject]:
+def training_subjects(seed: int, n: int, size_range: tuple[float, float] = SIZE_RANGE) -> list[Subject]:
     """`n` training subjects `sub0000`...; distinct combinations while the pool (1080) lasts, then reused."""
     pool = _combos(heldout=False)
     order = seeded_rng([seed, 0]).permutation(len(pool))
-    return [_subject(f"sub{i:04d}", pool[order[i % len(pool)]], seeded_rng([seed, 1, i]))
+    return [_subject(f"sub{i:04d}", pool[order[i % len(pool)]], seeded_rng([seed, 1, i]), size_range)
             for i in range(n)]
 
 
@@ -222,7 +224,8 @@ def sample_spec(seed: int, subject: Subject, subject_index: int, sample_index: i
     return _random_spec(f"{subject.subject_id}-{sample_index:03d}", subject, synthetic, rng, name_colour=name_colour)
 
 
-def heldout_specs(seed: int, n: int, name_colour: bool = True) -> list[SampleSpec]:
+def heldout_specs(seed: int, n: int, name_colour: bool = True,
+                  size_range: tuple[float, float] = SIZE_RANGE) -> list[SampleSpec]:
     """`n` evaluation specs on held-out subjects (`heldout0000`...), balanced over categories and changes.
 
     Disjointness from training: subjects come from the `is_heldout` side of a fixed partition of
@@ -239,7 +242,7 @@ def heldout_specs(seed: int, n: int, name_colour: bool = True) -> list[SampleSpe
         cat = ("animal", "active_object", "static_object")[i % 3]
         combo = pools[cat][(i // 3) % len(pools[cat])]
         sub_rng = seeded_rng([seed, 4, i])
-        subject = _subject(f"heldout{i:04d}", combo, sub_rng)
+        subject = _subject(f"heldout{i:04d}", combo, sub_rng, size_range)
         change = (None, "colour", "sketch")[(i // 3) % 3]
         spec = _random_spec(f"heldout{i:04d}", subject, change is not None, sub_rng, change, name_colour)
         specs.append(dataclasses.replace(spec, source="synthetic"))

@@ -48,7 +48,7 @@ SCORE_DECIMALS = 6  # scores are rounded so the manifest does not carry float no
 def plan(cfg) -> list[tuple[sprites.SampleSpec, str]]:
     """Every sample of the run in order, with its split: [(spec, "train" | "val")], by subject."""
     s = cfg.synthesize
-    subjects = sprites.training_subjects(s.seed, s.num_subjects)
+    subjects = sprites.training_subjects(s.seed, s.num_subjects, s.subject_size)
     total = s.num_subjects * s.samples_per_subject
     # Exactly round(total * fraction) synthetic samples, spread over subjects by a seeded permutation.
     synthetic = set(sprites.seeded_rng([s.seed, 10]).permutation(total)[:round(total * s.synthetic_fraction)])
