@@ -41,28 +41,42 @@ BASE = {"image_scale": 3.0, "text_scale": 1.0}
 GUIDED_TEXT_SCALE = 7.5
 IMAGE_SCALES = (1.0, 2.5, 5.0, 7.5)
 EARLY_DROP = 0.3
+
+
+def sampling_studies(variant: str) -> list[tuple[str, str, dict]]:
+    """Image vs image dropped, early DINO drop, and the image-guidance sweep at s_T = 7.5 on one model."""
+    return [
+        (variant, variant, BASE),
+        (f"{variant}/image_dropped", variant, {**BASE, "use_image": False}),
+        (f"{variant}/early_drop", variant, {**BASE, "early_dino_drop": EARLY_DROP}),
+        *[(f"{variant}/sI={s}_sT={GUIDED_TEXT_SCALE}", variant, {"image_scale": s, "text_scale": GUIDED_TEXT_SCALE})
+          for s in IMAGE_SCALES],
+    ]
+
+
 # (evaluation name, variant, sampling keyword arguments of SugarPipeline.__call__)
 EVALS: list[tuple[str, str, dict]] = [
-    ("b_tsf", "b_tsf", BASE),
-    ("b_tsf/image_dropped", "b_tsf", {**BASE, "use_image": False}),
-    ("b_tsf/early_drop", "b_tsf", {**BASE, "early_dino_drop": EARLY_DROP}),
-    *[(f"b_tsf/sI={s}_sT={GUIDED_TEXT_SCALE}", "b_tsf", {"image_scale": s, "text_scale": GUIDED_TEXT_SCALE})
-      for s in IMAGE_SCALES],
+    *sampling_studies("b_tsf"),
     ("a_tsf", "a_tsf", BASE),
-    ("e_tsf", "e_tsf", BASE),
-    ("e_tsf/image_dropped", "e_tsf", {**BASE, "use_image": False}),
+    *sampling_studies("e_tsf"),
     ("b_mix1", "b_mix1", BASE),
 ]
+
+
+def comparisons(variant: str) -> list[tuple[str, str, str]]:
+    return [(f"({variant[0]}) image vs image dropped", variant, f"{variant}/image_dropped"),
+            (f"({variant[0]}) early DINO drop on vs off", f"{variant}/early_drop", variant),
+            (f"({variant[0]}) s_I=7.5 vs s_I=1 at s_T={GUIDED_TEXT_SCALE}", f"{variant}/sI=7.5_sT={GUIDED_TEXT_SCALE}",
+             f"{variant}/sI=1.0_sT={GUIDED_TEXT_SCALE}")]
+
+
 # (label, evaluation A, evaluation B): paired differences A - B reported with 95 % intervals.
 COMPARISONS = [
-    ("image vs image dropped", "b_tsf", "b_tsf/image_dropped"),
+    *comparisons("b_tsf"), *comparisons("e_tsf"),
     ("design (b) vs (a)", "b_tsf", "a_tsf"),
+    ("design (e) vs (a)", "e_tsf", "a_tsf"),
     ("design (b) vs (e)", "b_tsf", "e_tsf"),
-    ("design (e): image vs image dropped", "e_tsf", "e_tsf/image_dropped"),
-    ("early DINO drop on vs off", "b_tsf/early_drop", "b_tsf"),
-    ("TSF vs Mix(p=1)", "b_tsf", "b_mix1"),
-    (f"s_I=7.5 vs s_I=1 (s_T={GUIDED_TEXT_SCALE})", f"b_tsf/sI=7.5_sT={GUIDED_TEXT_SCALE}",
-     f"b_tsf/sI=1.0_sT={GUIDED_TEXT_SCALE}"),
+    ("TSF vs Mix(p=1), design (b)", "b_tsf", "b_mix1"),
 ]
 SCORES = ("identity", "motion", "attribute")
 log = logging.getLogger("sugar_mechanism")

@@ -31,7 +31,7 @@ def test_sugar_mechanism_benchmark_runs_logs_to_one_experiment_and_resumes(tmp_p
         assert all(len(v) == 3 for v in r["per_sample"].values())
     assert results["b_tsf/image_dropped"]["settings"]["use_image"] is False
     table = (tmp_path / "bench" / "table.md").read_text()
-    assert "| image vs image dropped | b_tsf | b_tsf/image_dropped |" in table
+    assert "| (b) image vs image dropped | b_tsf | b_tsf/image_dropped |" in table
     assert "| design (b) vs (a) |" in table
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'bench' / 'state' / 'mlflow.db'}")

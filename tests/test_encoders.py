@@ -15,6 +15,8 @@ def test_tiny_tokenizer_covers_sprites_captions_and_round_trips(tmp_path):
 
     captions = [sample_spec(0, s, i, j, j % 2 == 0).caption for i, s in enumerate(training_subjects(0, 60))
                 for j in range(4)] + [s.caption for s in heldout_specs(0, 60)]
+    captions += [sample_spec(0, s, i, j, j % 2 == 0, name_colour=False).caption
+                 for i, s in enumerate(training_subjects(0, 30)) for j in range(4)]
     unknown = {w for c in captions for w in re.findall(r"\w+|[^\w\s]+", c.lower()) if w not in TINY_WORDS}
     assert not unknown, f"sprites captions use words the tiny tokenizer lacks: {sorted(unknown)}"
     te = TextEncoder.from_config(model_config("tiny"))

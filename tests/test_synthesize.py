@@ -256,3 +256,31 @@ def test_cli_and_kfp_component(dataset, tmp_path, capsys):
     summary = json.loads(synthesize.python_func(config_json=small_cfg().to_json(), dataset=artifact))
     assert summary["samples_kept"] == artifact.metadata["samples"] == 16
     assert (tmp_path / "kfp" / MANIFEST).read_bytes() == (root / MANIFEST).read_bytes()
+
+
+def test_caption_colour_off_names_only_a_requested_new_colour():
+    subjects = S.training_subjects(0, 40)
+    for i, sub in enumerate(subjects):
+        for j, synthetic in enumerate((False, True, True, True)):
+            named = S.sample_spec(0, sub, i, j, synthetic, name_colour=True)
+            quiet = S.sample_spec(0, sub, i, j, synthetic, name_colour=False)
+            assert dataclasses.replace(quiet, caption=named.caption) == named  # only the caption differs
+            words = quiet.caption.replace(",", " ").split()
+            if quiet.new_colour:
+                assert quiet.new_colour in words and sub.colour not in words
+            else:
+                assert sub.colour in named.caption.split() and sub.colour not in words
+                assert "  " not in quiet.caption
+    held = S.heldout_specs(0, 12, name_colour=False)
+    assert all(s.subject.colour not in s.caption.split() for s in held if s.new_colour is None)
+
+
+def test_subject_size_range_is_respected_and_validated():
+    subs = S.training_subjects(0, 50, size_range=(0.5, 0.65))
+    assert all(0.5 <= s.size <= 0.65 for s in subs)
+    assert [s.size for s in S.training_subjects(0, 5)] == [s.size for s in S.training_subjects(0, 5, S.SIZE_RANGE)]
+    assert all(0.5 <= s.subject.size <= 0.65 for s in S.heldout_specs(0, 9, size_range=(0.5, 0.65)))
+    frames, _ = S.render(S.sample_spec(0, subs[0], 0, 0, False), 32, 32, 4)
+    assert frames.shape == (4, 32, 32, 3)
+    with pytest.raises(ValueError, match="subject_size"):
+        load_config(preset="tiny", overrides=["synthesize.subject_size=[0.7,0.4]"])
