@@ -207,12 +207,9 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> dict[str, dict]:
-    import torch
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
     args.out = args.out.resolve()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     evals = [e for e in EVALS if args.only is None or e[0] in args.only.split(",")]
     t0 = time.time()
     data, version = prepare_data(args)
