@@ -24,16 +24,60 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+MOTIONS = ("walk", "run", "jump", "spin", "slide", "float", "zoom")
+CHANGES = ("colour", "texture", "style", "background")
+
+
+class ScaleBackendConfig(_Strict):
+    """The `diffusers` backend (cluster scale): each stage a diffusers/transformers pipeline loaded from a
+    local directory or an object-store URI (s3://bucket/prefix, fetched once into `cache_dir`)."""
+
+    subjects: str | None = Field(None, description="CSV (image,noun,category) or folder of subject images "
+                                 "(<category>/<noun>/*.png); default: procedural sprite subjects")
+    t2i_path: str | None = Field(None, description="subject-driven text-to-image pipeline (diffusers folder)")
+    outpaint_path: str | None = Field(None, description="inpainting pipeline used to outpaint to the video aspect; "
+                                      "unset: pad with the border colour and resize")
+    i2v_path: str | None = Field(None, description="image-to-video pipeline, e.g. CogVideoX image-to-video")
+    detector_path: str | None = Field(None, description="Grounding DINO (transformers) for subject boxes")
+    sam_path: str | None = Field(None, description="SAM (transformers) for subject masks")
+    cache_dir: str | None = Field(None, description="where object-store models are fetched; default <state>/models")
+    num_inference_steps: int = Field(30, ge=1)
+    guidance_scale: float = Field(6.0, ge=0.0)
+    t2i_strength: float = Field(0.6, gt=0.0, le=1.0, description="how far the text-to-image step may move away "
+                                "from the subject image (img2img strength)")
+    detection_threshold: float = Field(0.3, ge=0.0, le=1.0)
+    device: str = Field("cpu", description="torch device for the backend's pipelines")
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+
+
+class IngestConfig(_Strict):
+    """The `ingest` backend: real videos with captions, from a folder or a CSV."""
+
+    source: str | None = Field(None, description="folder of videos (caption in a same-named .txt) or CSV with "
+                               "columns video, caption[, subject_id, category, noun]; paths relative to the CSV")
+    clips_per_video: int = Field(1, ge=1)
+    segmenter: Literal["grabcut", "grounded_sam"] = Field(
+        "grabcut", description="grabcut: OpenCV, no model (tiny); grounded_sam: synthesize.scale detector + SAM")
+    default_category: Literal["animal", "active_object", "static_object"] = "active_object"
+    min_subject_area: float = Field(0.01, ge=0.0, lt=1.0, description="segmented subject's share of the frame "
+                                    "below which the sample is dropped (nothing found)")
+
+
 class SynthesizeConfig(_Strict):
-    backend: Literal["sprites"] = "sprites"
+    backend: Literal["sprites", "diffusers", "ingest"] = "sprites"
     seed: int = 0
-    num_subjects: int = Field(24, ge=2, description="distinct sprite subjects (identities)")
+    num_subjects: int = Field(24, ge=2, description="distinct subjects (identities)")
     samples_per_subject: int = Field(8, ge=1)
     synthetic_fraction: float = Field(0.5, ge=0.0, le=1.0, description="share of attribute-changing samples")
     subject_size: tuple[float, float] = Field(
         (10 / 32, 14 / 32), description="range of the subject's box side as a fraction of the frame (min, max)")
     caption_colour: bool = Field(True, description="captions name the subject's colour; false leaves colour, like "
                                                    "shape and texture, to the identity image")
+    motions: tuple[str, ...] = Field(MOTIONS, description=f"sprites motions to draw from, each only for the "
+                                     f"categories it suits; any of {MOTIONS}")
+    changes: dict[str, float] = Field(
+        default_factory=lambda: {"colour": 0.4, "texture": 0.2, "style": 0.25, "background": 0.15},
+        description=f"relative weights of the attribute change of a synthetic sample; keys from {CHANGES}")
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     workers: int = Field(2, ge=1)
     shard_size: int = Field(32, ge=1, description="samples per resumable shard (one done-file each)")
@@ -41,13 +85,35 @@ class SynthesizeConfig(_Strict):
     min_clip_text_score: float = -1.0
     min_dino_identity_score: float = -1.0
     min_frame_consistency: float = -1.0
-    min_flow_score: float = Field(0.0, description="static-video filter; 0 keeps static (real-like still) clips")
+    min_flow_score: float = Field(0.0, description="mean top-2 % flow magnitude (px/frame) below which a clip is "
+                                  "dropped; 0 keeps everything")
+    drop_static: bool = Field(True, description="drop clips VBench's static filter judges static")
+    flow: Literal["opencv", "raft"] = Field("opencv", description="optical flow for the static filter")
+    raft_weights: str | None = Field(None, description="torchvision RAFT state dict (raft_large, or raft_small "
+                                     "with flow_model=small); required for flow=raft")
+    raft_model: Literal["large", "small"] = "large"
+    scale: ScaleBackendConfig = ScaleBackendConfig()
+    ingest: IngestConfig = IngestConfig()
 
     @model_validator(mode="after")
-    def _sizes(self) -> "SynthesizeConfig":
+    def _checks(self) -> "SynthesizeConfig":
         lo, hi = self.subject_size
         if not 0.05 <= lo <= hi <= 0.9:
             raise ValueError(f"synthesize.subject_size must satisfy 0.05 <= min <= max <= 0.9, got {self.subject_size}")
+        bad = [m for m in self.motions if m not in MOTIONS]
+        if bad or not self.motions:
+            raise ValueError(f"synthesize.motions: unknown {bad}; choose a non-empty subset of {MOTIONS}")
+        bad = [c for c in self.changes if c not in CHANGES]
+        if bad or not self.changes or any(w < 0 for w in self.changes.values()) or sum(self.changes.values()) <= 0:
+            raise ValueError(f"synthesize.changes: keys from {CHANGES} with non-negative weights, not all zero "
+                             f"(got {self.changes})")
+        if self.flow == "raft" and not self.raft_weights:
+            raise ValueError("synthesize.flow=raft needs synthesize.raft_weights (a torchvision RAFT state dict; "
+                             "nothing is downloaded at run time)")
+        if self.backend == "ingest" and not self.ingest.source:
+            raise ValueError("synthesize.backend=ingest needs synthesize.ingest.source (a folder or CSV of videos)")
+        if self.backend == "diffusers" and not self.scale.i2v_path:
+            raise ValueError("synthesize.backend=diffusers needs synthesize.scale.i2v_path (an image-to-video pipeline)")
         return self
 
 
@@ -58,6 +124,13 @@ class ValidateConfig(_Strict):
     push: bool = True
     workers: int = Field(0, ge=0, description="threads for the per-sample media checks; 0 = every available core")
     max_listed_ids: int = Field(20, ge=1, description="failing sample_ids listed per check in report.md")
+    remote_endpoint_url: str | None = Field(None, description="S3-compatible endpoint for s3:// remotes (MinIO); "
+                                            "default $AWS_ENDPOINT_URL_S3 / $AWS_ENDPOINT_URL")
+    min_category_share: float = Field(0.1, ge=0.0, le=1.0 / 3, description="each category's least share of rows")
+    min_val_rows: int = Field(1, ge=0, description="rows the val split must have at least")
+    max_val_fraction: float = Field(0.5, gt=0.0, le=1.0, description="share of rows the val split may have at most")
+    check_thresholds: bool = Field(True, description="expect every score at or above its synthesize.min_* threshold")
+    checksums: bool = Field(True, description="media check: file md5 equals the manifest's recorded checksum")
 
 
 class TrainConfig(_Strict):

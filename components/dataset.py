@@ -25,7 +25,10 @@ MANIFEST_COLUMNS: dict[str, str] = {
     "dino_identity_score": "float64",
     "frame_consistency": "float64",
     "flow_score": "float64",
+    "static_video": "bool",  # VBench's static filter verdict (top-2 % flow, 3*min(H,W)/256, counts)
     "split": "string",
+    "identity_md5": "string",  # checksums of the two media files, verified by validate's media checks
+    "video_md5": "string",
 }
 
 
@@ -43,6 +46,17 @@ def resolve_inside(root: str | Path, relative: str) -> Path:
     if full != root and root not in full.parents:
         raise PathEscapeError(f"path {relative!r} escapes the dataset root {root}")
     return full
+
+
+def file_md5(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex md5 of a file's bytes (the checksum the manifest records and the media checks verify)."""
+    import hashlib
+
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_manifest(root: str | Path):

@@ -63,6 +63,8 @@ left right up down upward downward upwards downwards forward backward around qui
 walks walk runs run jumps jump spins spin slides slide floats float zooms zoom drifts drift rolls roll
 flies fly swims swim drives drive moves move hops hop
 cat dog bird fish horse rabbit robot car ball box vase lamp cup chair toy person man woman
+- one retro covered polka checkered floor wall front moving comes closer toward away camera viewer recedes distance
+darts races speeds glides leaps turns twirls
 """.split()))
 TINY_VOCAB_SIZE = 3 + len(TINY_WORDS)
 

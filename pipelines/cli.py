@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
             from components.validate.versioning import pull as dvc_pull
 
             cfg = config_from_args(args)
-            print(dvc_pull(args.version, cfg.dvc_remote(), args.dest))
+            print(dvc_pull(args.version, cfg.dvc_remote(), args.dest, endpoint_url=cfg.validate_.remote_endpoint_url))
         return 0
 
     from components.cli import main_wrapper

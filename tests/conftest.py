@@ -17,8 +17,9 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def make_dataset(root: Path, n: int = 8, frames: int = 8, size: int = 32, fps: int = 8) -> Path:
-    """n samples of a coloured square sliding right on black; half real-like, half synthetic; 2 val rows."""
-    from components.dataset import write_manifest
+    """n samples of a coloured square sliding right on black; half real-like, half synthetic; the last two
+    rows (one subject) are val; categories cycle so each has its share; two samples per subject."""
+    from components.dataset import file_md5, write_manifest
     from components.media import write_image, write_video
 
     colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
@@ -32,11 +33,13 @@ def make_dataset(root: Path, n: int = 8, frames: int = 8, size: int = 32, fps: i
         ident[11:21, 11:21] = c
         write_video(root / "videos" / f"s{i}.mp4", video, fps)
         write_image(root / "identity" / f"s{i}.png", ident)
-        rows.append(dict(sample_id=f"s{i}", source="real" if i % 2 == 0 else "synthetic", subject_id=f"subj{i % 4}",
-                         category="animal", identity_image=f"identity/s{i}.png", video=f"videos/s{i}.mp4",
+        rows.append(dict(sample_id=f"s{i}", source="real" if i % 2 == 0 else "synthetic", subject_id=f"subj{i // 2}",
+                         category=("animal", "active_object", "static_object")[i % 3], identity_image=f"identity/s{i}.png", video=f"videos/s{i}.mp4",
                          caption=f"a colour {i % 4} square slides right", num_frames=frames, fps=fps, height=size,
                          width=size, clip_text_score=0.3, dino_identity_score=0.5, frame_consistency=0.9,
-                         flow_score=1.0, split="val" if i >= n - 2 else "train"))
+                         flow_score=1.0, static_video=False, split="val" if i >= n - 2 else "train",
+                         identity_md5=file_md5(root / "identity" / f"s{i}.png"),
+                         video_md5=file_md5(root / "videos" / f"s{i}.mp4")))
     write_manifest(root, pd.DataFrame(rows))
     return root
 

@@ -36,7 +36,12 @@ def test_pipeline_runs_end_to_end_and_registered_models_generate(state):
     # Each step logged its own run, all tagged with this pipeline execution.
     runs = mlflow.search_runs(experiment_names=["vidcustom"],
                               filter_string=f"tags.`vidcustom.pipeline_run` = '{result['pipeline_run']}'")
-    assert set(runs["tags.vidcustom.step"]) == {"train", "evaluate", "register", "export"}
+    assert set(runs["tags.vidcustom.step"]) == {"validate", "train", "evaluate", "register", "export"}
+    # The validate run records the dataset version and what each synthesis filter kept and dropped.
+    checked = runs[runs["tags.vidcustom.step"] == "validate"].iloc[0]
+    assert checked["tags.data_version"] == torch_v.tags["data_version"] and checked["tags.validation"] == "passed"
+    assert checked["metrics.filter.all.kept"] == checked["metrics.rows"] == 32
+    assert checked["metrics.filter.static_video.dropped"] == 0
 
     img = np.full((32, 32, 3), 255, np.uint8)
     img[8:24, 8:24] = (30, 30, 220)
@@ -54,12 +59,15 @@ def test_failed_validation_stops_the_pipeline_before_training(state):
     with pytest.raises(RuntimeError):
         run_local(preset="ci", overrides=["validate.min_rows=100000"])
     assert not (state / "train").exists()  # train never started
-    assert not (state / "mlflow.db").exists() or _no_runs(state)
+    # the only run is the failed validation itself, logged for the reviewer, without a data version
+    runs = _runs(state)
+    assert list(runs["tags.vidcustom.step"]) == ["validate"] and list(runs["tags.validation"]) == ["failed"]
+    assert "tags.data_version" not in runs or runs["tags.data_version"].isna().all()
 
 
-def _no_runs(state) -> bool:
+def _runs(state):
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{state / 'mlflow.db'}")
     exp = mlflow.get_experiment_by_name("vidcustom")
-    return exp is None or mlflow.search_runs([exp.experiment_id]).empty
+    return mlflow.search_runs([exp.experiment_id])

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root; the package is not installed
 
 from components.evaluate import metrics as M  # noqa: E402
-from components.evaluate.flow import build_flow_estimator, pad_to_multiple_of_8  # noqa: E402
+from components.flow import build_flow_estimator, pad_to_multiple_of_8  # noqa: E402
 from model.scoring import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ScoringEncoders  # noqa: E402
 
 

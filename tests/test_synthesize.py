@@ -16,6 +16,7 @@ from components.config import load_config  # noqa: E402
 from components.dataset import CATEGORIES, MANIFEST, MANIFEST_COLUMNS, resolve_inside  # noqa: E402
 from components.media import read_image, read_video, write_video  # noqa: E402
 from components.synthesize import sprites as S  # noqa: E402
+from components.synthesize import sprites_scoring as SC  # noqa: E402
 from components.synthesize.filters import apply_filters, flow_score, score_samples  # noqa: E402
 from components.synthesize.synthesize import SHARDS, plan, read_ground_truth, run  # noqa: E402
 
@@ -35,8 +36,8 @@ def dataset(tmp_path_factory):
     return root, summary
 
 
-def majority_colour(pixels: np.ndarray, background) -> str:
-    labels, _ = S.classify_colours(pixels, background)
+def majority_colour(pixels: np.ndarray, background) -> str:  # background: one colour or one per pixel
+    labels, _ = SC.classify_colours(pixels, background)
     labels = labels[labels >= 0]
     return list(S.PALETTE)[np.bincount(labels, minlength=len(S.PALETTE)).argmax()]
 
@@ -114,13 +115,18 @@ def test_identity_and_video_colours_follow_the_spec(dataset):
         assert majority_colour(subject_px, S.IDENTITY_BACKGROUND) == spec.subject.colour
         assert (image[0] == 255).all() and (image[:, 0] == 255).all()  # plain white around it
         frames, _ = read_video(root / row.video)
-        bg = S.BACKGROUNDS[spec.background]
-        video_colour = majority_colour(frames[S.foreground(frames, bg)], bg)
+        bg = np.broadcast_to(S.background_image(spec.background, 32, 32), frames.shape)
+        fg = SC.foreground(frames, bg)
+        video_colour = majority_colour(frames[fg], bg[fg])
         if spec.new_colour:  # synthetic colour change: the video shows the caption's new colour
             assert row.source == "synthetic" and spec.new_colour in row.caption
             assert video_colour == spec.new_colour != spec.subject.colour
         else:
             assert video_colour == spec.subject.colour and spec.subject.colour in row.caption
+        if spec.changed:  # every change is stated in the caption
+            word = {"colour": spec.new_colour, "texture": S.TEXTURE_WORDS.get(spec.new_texture or "", "-"),
+                    "sketch": "sketch", "pixel": "pixel-art", "background": spec.background}[spec.change]
+            assert word in row.caption, (spec.change, row.caption)
         if row.source == "real":
             assert not spec.changed
 
@@ -138,55 +144,97 @@ def test_real_identity_image_is_cut_from_its_video():
 # ------------------------------------------------------------------------------ ground truth
 def test_sprites_scores_high_on_truth_low_on_wrong(tmp_path):
     subject = S.training_subjects(3, 1)[0]
-    spec = dataclasses.replace(S.sample_spec(3, subject, 0, 0, synthetic=False), background="gray")
+    walk = S.Motion("right", 0.6, 0.1, 0.5, kind="walk", amplitude=0.03, cycles=2.0)
+    spec = dataclasses.replace(S.sample_spec(3, subject, 0, 0, synthetic=False), background="gray", motion=walk)
     frames, _ = S.render(spec, 32, 32, 8)
     write_video(tmp_path / "v.mp4", frames, 8)  # scores survive the codec
     decoded, _ = read_video(tmp_path / "v.mp4")
     for video in (frames, decoded):
-        s = S.sprites_scores(video, spec)
+        s = SC.sprites_scores(video, spec)
         assert s["identity"] > 0.8 and s["motion"] > 0.9 and s["attribute"] == 1.0
     other = next(c for c in S.PALETTE if c != subject.colour)
     wrong_colour = S.render(dataclasses.replace(spec, subject=dataclasses.replace(subject, colour=other)), 32, 32, 8)
-    assert S.sprites_scores(wrong_colour[0], spec)["identity"] < 0.1
+    assert SC.sprites_scores(wrong_colour[0], spec)["identity"] < 0.1
     opposite = {"left": "right", "right": "left", "up": "down", "down": "up"}[spec.motion.direction]
     backwards = S.render(dataclasses.replace(spec, motion=dataclasses.replace(spec.motion, direction=opposite)),
                          32, 32, 8)
-    assert S.sprites_scores(backwards[0], spec)["motion"] == 0.0
+    assert SC.sprites_scores(backwards[0], spec)["motion"] == 0.0
     still = np.repeat(frames[:1], 8, axis=0)
-    assert S.sprites_scores(still, spec)["motion"] == 0.0
-    assert S.sprites_scores(np.full_like(frames, 120), spec) == {"identity": 0.0, "motion": 0.0, "attribute": 1.0}
+    assert SC.sprites_scores(still, spec)["motion"] == 0.0
+    assert SC.sprites_scores(np.full_like(frames, 120), spec) == {"identity": 0.0, "motion": 0.0, "attribute": 1.0}
 
     recoloured = dataclasses.replace(spec, source="synthetic", new_colour=other)
-    assert S.sprites_scores(S.render(recoloured, 32, 32, 8)[0], recoloured)["attribute"] > 0.9
-    assert S.sprites_scores(frames, recoloured)["attribute"] < 0.1  # change requested, not made
+    assert SC.sprites_scores(S.render(recoloured, 32, 32, 8)[0], recoloured)["attribute"] > 0.9
+    assert SC.sprites_scores(frames, recoloured)["attribute"] < 0.1  # change requested, not made
     sketch = dataclasses.replace(spec, source="synthetic", style="sketch")
-    assert S.sprites_scores(S.render(sketch, 32, 32, 8)[0], sketch)["attribute"] > 0.9
-    assert S.sprites_scores(frames, sketch)["attribute"] < 0.2
+    assert SC.sprites_scores(S.render(sketch, 32, 32, 8)[0], sketch)["attribute"] > 0.9
+    assert SC.sprites_scores(frames, sketch)["attribute"] < 0.2
+
+
+@pytest.mark.parametrize("change", ["texture", "pixel", "background"])
+def test_each_attribute_change_is_scored_when_made_and_not_when_skipped(change):
+    # every held-out change kind, on its held-out specs: made -> attribute high, skipped -> ~0
+    specs = [s for s in S.heldout_specs(0, 60) if s.change == change]
+    assert len(specs) >= 6
+    for spec in specs:
+        made = SC.sprites_scores(S.render(spec, 32, 32, 8)[0], spec)
+        plain = dataclasses.replace(spec, new_texture=None, style=None,
+                                    background="black" if change == "background" else spec.background)
+        skipped = SC.sprites_scores(S.render(plain, 32, 32, 8)[0], spec)
+        assert made["attribute"] > 0.75 and made["identity"] > 0.7 and made["motion"] > 0.75, (spec, made)
+        assert skipped["attribute"] < 0.2, (spec, skipped)
+
+
+def test_motions_suit_their_category_and_move_as_captioned():
+    subjects = S.training_subjects(0, 60)
+    kinds = {}
+    for i, sub in enumerate(subjects):
+        spec = S.sample_spec(0, sub, i, 0, synthetic=False)
+        kinds.setdefault(sub.category, set()).add(spec.motion.kind)
+        assert spec.motion.kind in S.CATEGORY_MOTIONS[sub.category]
+        frames, masks = S.render(spec, 32, 32, 8)
+        assert masks.any(axis=(1, 2)).all()  # the subject never leaves the frame
+        assert not masks[:, 0].any() and not masks[:, -1].any() and not masks[:, :, 0].any()
+        if spec.motion.kind == "zoom":
+            area = masks.sum(axis=(1, 2))
+            assert (area[-1] > area[0]) == (spec.motion.scale_end > 1) and "camera" in spec.caption \
+                or "viewer" in spec.caption or "distance" in spec.caption
+        else:
+            assert S.DIRECTION_WORDS[spec.motion.direction] in spec.caption
+    assert kinds == {c: set(m) for c, m in S.CATEGORY_MOTIONS.items()}
+    only = S.sample_spec(0, subjects[0], 0, 0, False, motions=("zoom",))
+    assert only.motion.kind == "zoom"  # a category without an allowed motion takes any allowed one
+    # zoom played backwards and a spin are scored as motion by area change and by displacement
+    zoom = next(s for s in S.heldout_specs(0, 60) if s.motion.kind == "zoom")
+    back = dataclasses.replace(zoom, motion=dataclasses.replace(zoom.motion, scale_end=1 / zoom.motion.scale_end))
+    assert SC.sprites_scores(S.render(zoom, 32, 32, 8)[0], zoom)["motion"] > 0.9
+    assert SC.sprites_scores(S.render(back, 32, 32, 8)[0], zoom)["motion"] == 0.0
 
 
 def test_texture_and_shape_count_towards_identity():
     subject = dataclasses.replace(S.training_subjects(0, 1)[0], texture="stripes", shape="cross")
     spec = dataclasses.replace(S.sample_spec(0, subject, 0, 0, synthetic=False), subject=subject)
-    truth = S.sprites_scores(S.render(spec, 32, 32, 8)[0], spec)["identity"]
+    truth = SC.sprites_scores(S.render(spec, 32, 32, 8)[0], spec)["identity"]
     solid = S.render(dataclasses.replace(spec, subject=dataclasses.replace(subject, texture="solid")), 32, 32, 8)[0]
     circle = S.render(dataclasses.replace(spec, subject=dataclasses.replace(subject, shape="circle")), 32, 32, 8)[0]
     assert truth > 0.8
-    assert S.sprites_scores(solid, spec)["identity"] < 0.2
-    assert S.sprites_scores(circle, spec)["identity"] < truth - 0.2
+    assert SC.sprites_scores(solid, spec)["identity"] < 0.2
+    assert SC.sprites_scores(circle, spec)["identity"] < truth - 0.2
 
 
 def test_heldout_specs_are_disjoint_from_training():
     held = S.heldout_specs(0, 30)
     assert len({s.sample_id for s in held}) == 30
     assert [s.subject.category for s in held[:3]] == ["animal", "active_object", "static_object"]
-    assert {(s.new_colour is not None, s.style) for s in held} == {(False, None), (True, None), (False, "sketch")}
+    assert {s.change for s in held} == set(S.HELDOUT_CHANGES)
     combo = lambda sub: (sub.noun, sub.shape, sub.colour, sub.texture)  # noqa: E731
     for seed in (0, 1, 7):
         train = {combo(sub) for sub in S.training_subjects(seed, 300)}
         assert not train & {combo(s.subject) for s in held}
     for spec in held:
         assert spec.video_colour in spec.caption and spec.subject.noun in spec.caption
-        assert S.DIRECTION_WORDS[spec.motion.direction] in spec.caption
+        if spec.motion.kind != "zoom":
+            assert S.DIRECTION_WORDS[spec.motion.direction] in spec.caption
     assert S.spec_from_dict(json.loads(json.dumps(S.spec_to_dict(held[1])))) == held[1]
 
 

@@ -1,7 +1,7 @@
 """The validate step on a tiny hand-made dataset (conftest.make_dataset: 8 rows of 32x32x8 MP4 + PNG).
 
-Each broken-dataset test breaks one thing and checks that the report names the sample, and that
-nothing reached the DVC remote.
+Each broken-dataset test breaks one thing and checks that the report names the sample (or the category,
+or the split), and that nothing reached the DVC remote.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from conftest import make_dataset
 
 from components.dataset import read_manifest, write_manifest
-from components.media import write_video
+from components.media import read_image, write_image, write_video
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,8 @@ def test_corrupt_video_fails_naming_the_sample(dataset, tmp_path, cfg, damage):
     data = video.read_bytes()
     video.write_bytes(b"\x00garbage" * 200 if damage == "garbage" else data[: len(data) // 2])
     result, report = expect_failure(dataset, tmp_path, cfg)
-    assert [(f.sample_id, f.check) for f in result.media_failures] == [("s5", "video.decode")]
+    assert [(f.sample_id, f.check) for f in result.media_failures] == [("s5", "video.checksum"),
+                                                                       ("s5", "video.decode")]
     assert "| s5 | video.decode |" in report and "videos/s5.mp4" in report
     assert not result.failed_expectations  # the manifest itself is fine
 
@@ -171,7 +172,8 @@ def test_duplicated_sample_id_fails(dataset, tmp_path, cfg):
 def test_wrong_frame_count_fails(dataset, tmp_path, cfg):
     write_video(dataset / "videos" / "s3.mp4", np.zeros((6, 32, 32, 3), np.uint8), fps=8)  # manifest says 8
     result, report = expect_failure(dataset, tmp_path, cfg)
-    assert [(f.sample_id, f.check) for f in result.media_failures] == [("s3", "video.num_frames")]
+    assert [(f.sample_id, f.check) for f in result.media_failures] == [("s3", "video.checksum"),
+                                                                       ("s3", "video.num_frames")]
     assert "decodes to 6 frames, manifest says 8" in report
 
 
@@ -182,7 +184,9 @@ def test_table_level_rules_and_summary(dataset, tmp_path, run_config):
     result, _ = expect_failure(dataset, tmp_path, cfg)
     failed = {o.description: o for o in result.failed_expectations}
     assert set(failed) == {"at least validate.min_rows=9 rows", "both splits (train and val) are present",
+                           "val split has at least validate.min_val_rows=1 rows",
                            "caption has 1..300 characters", "category in ('animal', 'active_object', 'static_object')"}
+    assert failed["val split has at least validate.min_val_rows=1 rows"].observed == "0 of 8 rows (0.0%)"
     assert failed["caption has 1..300 characters"].sample_ids == ["s0"]
     assert failed["category in ('animal', 'active_object', 'static_object')"].observed == "e.g. ['robot']"
     summary = str(result.summary())
@@ -203,7 +207,8 @@ def test_unusable_remote_is_named(dataset, tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(RemoteError, match="a-file"):
         push(dataset, str(blocker))
-    with pytest.raises(RemoteError, match="dvc-s3"):  # plugin not installed here; the message says which
+    # No S3 here (no plugin, or no endpoint/credentials since dvc-s3 came in): either way the remote is named.
+    with pytest.raises(RemoteError, match="s3://bucket/remote"):
         push(dataset, "s3://bucket/remote")
     push(dataset, str(tmp_path / "remote"))
     with pytest.raises(RemoteError, match="not in DVC remote"):
@@ -223,7 +228,9 @@ def test_cli_exit_code_and_kfp_component(dataset, tmp_path, cfg, monkeypatch, ca
 
     # The component's own function, as KFP would call it in the container.
     report = dsl.HTML(uri=str(tmp_path / "report.html"))
-    version = validate.python_func(config_json=cfg.to_json(), dataset=dsl.Dataset(uri=str(dataset)), report=report)
+    manifest = dsl.Artifact(uri=str(tmp_path / "manifest"))
+    version = validate.python_func(config_json=cfg.to_json(), dataset=dsl.Dataset(uri=str(dataset)), report=report,
+                                   manifest=manifest)
     assert version.endswith(".dir") and report.metadata["dvc_hash"] == version
     assert "PASSED" in (tmp_path / "report.html").read_text()
 
@@ -257,3 +264,201 @@ def test_suite_scales_to_100k_rows(pristine, run_config):
     assert failed["frame_consistency"].sample_ids == ["r10", "r50000", "r99999"]
     assert failed["video"].failed_rows == 100 and failed["video"].sample_ids[:2] == ["r0", "r1000"]
     assert elapsed < 30, f"suite took {elapsed:.1f}s on 100k rows"
+
+
+# ------------------------------------------------------------------------------- the suite's newer checks
+def suite_on(df, cfg):
+    from components.validate.suite import run_suite
+
+    return run_suite(df, cfg)
+
+
+def failed_by_description(result) -> dict:
+    return {o.description: o for o in result.failed_expectations}
+
+
+def test_score_below_its_filter_threshold_fails(dataset, tmp_path, run_config):
+    edit_manifest(dataset, clip_text_score={3: 0.1}, flow_score={6: 0.2})
+    cfg = run_config("synthesize.min_clip_text_score=0.25", "synthesize.min_flow_score=0.5",
+                     f"validate.remote={tmp_path / 'remote'}")
+    result, report = expect_failure(dataset, tmp_path, cfg)
+    failed = failed_by_description(result)
+    assert set(failed) == {"clip_text_score >= synthesize.min_clip_text_score=0.25 (the row passed the synthesize "
+                           "filter)", "flow_score >= synthesize.min_flow_score=0.5 (the row passed the synthesize "
+                           "filter)"}
+    clip = failed["clip_text_score >= synthesize.min_clip_text_score=0.25 (the row passed the synthesize filter)"]
+    assert clip.failed_rows == 1 and clip.sample_ids == ["s3"] and clip.observed == "e.g. [0.1]"
+    assert [o.sample_ids for o in failed.values() if o.column == "flow_score"] == [["s6"]]
+    assert "| s3 |" in report and not result.media_failures
+
+    # validate.check_thresholds=false leaves the filter to the synthesize step.
+    off = suite_on(read_manifest(dataset), run_config("synthesize.min_clip_text_score=0.25",
+                                                      "synthesize.min_flow_score=0.5",
+                                                      "validate.check_thresholds=false"))
+    assert off.success and not any("synthesize.min_" in o.description for o in off.outcomes)
+
+
+def test_threshold_at_the_scores_floor_adds_no_duplicate_check(pristine, run_config):
+    """The default thresholds (-1 for cosines, 0 for flow) are implied by the range checks: no second check."""
+    run = suite_on(read_manifest(pristine), run_config())
+    assert run.success and not any("synthesize.min_" in o.description for o in run.outcomes)
+    assert any(o.description.startswith("static_video is False") for o in run.outcomes)
+
+
+def test_static_video_kept_fails_unless_static_clips_are_kept(dataset, tmp_path, cfg, run_config):
+    edit_manifest(dataset, static_video={5: True})
+    result, report = expect_failure(dataset, tmp_path, cfg)
+    (rule,) = result.failed_expectations
+    assert rule.column == "static_video" and rule.sample_ids == ["s5"] and rule.observed == "e.g. [True]"
+    assert "static_video is False" in report
+    assert suite_on(read_manifest(dataset), run_config("synthesize.drop_static=false")).success
+
+
+def test_category_under_its_share_fails_naming_the_category(dataset, tmp_path, run_config):
+    # make_dataset cycles the categories: 3 animal / 3 active_object / 2 static_object; one static row -> animal.
+    edit_manifest(dataset, category={5: "animal"})
+    cfg = run_config("validate.min_category_share=0.25", f"validate.remote={tmp_path / 'remote'}")
+    result, report = expect_failure(dataset, tmp_path, cfg)
+    (rule,) = result.failed_expectations
+    assert rule.expectation == "expect_table_row_count_to_be_between" and rule.column == "category"
+    assert rule.description == ("category static_object has at least validate.min_category_share=0.25 of the rows "
+                                "(>= 2 of 8)")
+    assert rule.observed == "1 of 8 rows (12.5%)" and "category static_object" in report
+
+    # A category missing altogether fails at the default share too; min_category_share=0 turns the check off.
+    edit_manifest(dataset, category={2: "animal"})
+    missing = suite_on(read_manifest(dataset), run_config())
+    assert [o.observed for o in missing.failed] == ["0 of 8 rows (0.0%)"]
+    assert "static_object" in missing.failed[0].description
+    off = suite_on(read_manifest(dataset), run_config("validate.min_category_share=0"))
+    assert off.success and not any(o.description.startswith("category ") and "share" in o.description
+                                   for o in off.outcomes)
+
+
+def test_val_split_too_large_fails(dataset, tmp_path, run_config):
+    cfg = run_config("validate.max_val_fraction=0.2", f"validate.remote={tmp_path / 'remote'}")
+    result, report = expect_failure(dataset, tmp_path, cfg)
+    (rule,) = result.failed_expectations
+    assert rule.column == "split" and rule.observed == "2 of 8 rows (25.0%)"
+    assert rule.description == "val split has at most validate.max_val_fraction=0.2 of the rows (<= 1 of 8)"
+    assert "val split has at most" in report
+
+
+@pytest.mark.parametrize("how", ["empty", "too_few"])
+def test_val_split_empty_or_too_small_fails(dataset, tmp_path, run_config, how):
+    overrides = [f"validate.remote={tmp_path / 'remote'}"]
+    if how == "empty":
+        edit_manifest(dataset, split={6: "train", 7: "train"})
+    else:
+        overrides.append("validate.min_val_rows=3")
+    result, _ = expect_failure(dataset, tmp_path, run_config(*overrides))
+    failed = failed_by_description(result)
+    want = "val split has at least validate.min_val_rows=%d rows" % (1 if how == "empty" else 3)
+    assert failed[want].observed == ("0 of 8 rows (0.0%)" if how == "empty" else "2 of 8 rows (25.0%)")
+    expected = {want} | ({"both splits (train and val) are present"} if how == "empty" else set())
+    assert set(failed) == expected
+
+
+def test_subject_in_both_splits_fails_naming_its_rows(dataset, tmp_path, cfg):
+    edit_manifest(dataset, subject_id={6: "subj0"})  # val row s6 now shares subj0 with train rows s0, s1
+    result, report = expect_failure(dataset, tmp_path, cfg)
+    (rule,) = result.failed_expectations
+    assert rule.expectation == "expect_column_pair_values_a_to_determine_b" and rule.column == "subject_id"
+    assert rule.failed_rows == 3 and rule.sample_ids == ["s0", "s1", "s6"] and rule.observed == "e.g. ['subj0']"
+    assert "each subject_id is in one split only" in report
+    # In the GX result JSON (and so in the Data Docs), like every core expectation.
+    gx = json.loads(result.gx_result.read_text())
+    (leak,) = [r for r in gx["results"] if r["expectation_config"]["type"] == rule.expectation]
+    assert leak["success"] is False and leak["result"]["unexpected_count"] == 3
+    (page,) = result.data_docs.parent.glob("validations/**/*.html")
+    assert "each subject_id is in one split only" in page.read_text()
+
+
+def test_malformed_md5_fails_in_the_suite_and_the_media_checks(dataset, tmp_path, cfg):
+    edit_manifest(dataset, video_md5={2: "XYZ"}, identity_md5={7: "D41D8CD98F00B204E9800998ECF8427E"})
+    result, report = expect_failure(dataset, tmp_path, cfg)
+    failed = {o.column: o for o in result.failed_expectations}
+    assert set(failed) == {"video_md5", "identity_md5"}
+    assert failed["video_md5"].sample_ids == ["s2"] and failed["video_md5"].observed == "e.g. ['XYZ']"
+    assert failed["identity_md5"].sample_ids == ["s7"]  # upper case is not how file_md5 writes it
+    assert "video_md5 is a hex md5 (32 lower-case hex digits)" in report
+    assert ("s2", "video.checksum") in [(f.sample_id, f.check) for f in result.media_failures]
+
+
+def test_rewritten_file_fails_its_checksum_naming_both_hashes(dataset, tmp_path, cfg, run_config):
+    from components.dataset import file_md5
+
+    image = dataset / "identity" / "s4.png"
+    before = file_md5(image)
+    pixels = read_image(image).copy()
+    pixels[0, 0] = (254, 254, 254)  # same size, still a valid PNG: only the checksum can tell
+    write_image(image, pixels)
+    after = file_md5(image)
+    assert after != before
+    result, report = expect_failure(dataset, tmp_path, cfg)
+    assert not result.failed_expectations
+    (failure,) = result.media_failures
+    assert (failure.sample_id, failure.check) == ("s4", "identity_image.checksum")
+    assert before in failure.message and after in failure.message and "identity/s4.png" in failure.message
+    assert "| s4 | identity_image.checksum |" in report
+
+    from components.validate import run
+
+    off = run(dataset, tmp_path / "report-off", run_config("validate.checksums=false", "validate.push=false"))
+    assert off.success and not off.media_failures
+
+
+def test_checksum_columns_missing_skip_media_checks_with_a_finding(pristine, tmp_path):
+    from components.validate.media_checks import check_media
+
+    df = read_manifest(pristine).drop(columns=["video_md5"])
+    (failure,) = check_media(pristine, df, workers=1, checksums=True)
+    assert failure.check == "manifest.columns" and "video_md5" in failure.message
+    assert check_media(pristine, df, workers=1, checksums=False) == []
+
+
+def test_captions_too_long_empty_or_blank_fail(dataset, tmp_path, cfg):
+    edit_manifest(dataset, caption={0: "x" * 301, 3: "", 5: " \t "})
+    result, report = expect_failure(dataset, tmp_path, cfg)
+    failed = failed_by_description(result)
+    assert set(failed) == {"caption has 1..300 characters", "caption is not blank"}
+    assert failed["caption has 1..300 characters"].sample_ids == ["s0", "s3"]
+    assert failed["caption is not blank"].sample_ids == ["s3", "s5"]
+
+
+@pytest.mark.parametrize("column,path", [("video", "/etc/s2.mp4"), ("video", "videos/../../escape.mp4"),
+                                         ("identity_image", "..\\escape.png"), ("identity_image", "../s2.png")])
+def test_path_traversal_fails_in_the_suite(pristine, run_config, column, path):
+    df = read_manifest(pristine)
+    df.loc[2, column] = path
+    (rule,) = suite_on(df, run_config()).failed
+    assert rule.column == column and rule.sample_ids == ["s2"] and "relative path inside" in rule.description
+
+
+def test_static_video_dtype_is_checked(pristine, run_config):
+    import pandas as pd
+
+    df = read_manifest(pristine)
+    assert suite_on(df.astype({"static_video": "boolean"}), run_config()).success  # nullable bool is a bool
+    df["static_video"] = df["static_video"].map({False: "no", True: "yes"}).astype("string")
+    failed = {o.description: o for o in suite_on(df, run_config()).failed}
+    assert failed["static_video has dtype bool"].observed == "str"
+    assert pd.api.types.is_string_dtype(df["static_video"])
+
+
+def test_benchmark_manifest_passes_and_its_faults_are_found(run_config):
+    """benchmarks/validate_scale.py's synthetic manifest is a valid one, and each injected fault kind fails."""
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("validate_scale", ROOT / "benchmarks" / "validate_scale.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cfg = run_config()
+    df = bench.synthetic_manifest(3000, cfg)
+    clean = suite_on(df, cfg)
+    assert clean.success, [o.description for o in clean.failed]
+    bench.inject_faults(df, 4)
+    failed = {o.column for o in suite_on(df, cfg).failed}
+    assert failed == {"frame_consistency", "static_video", "video_md5", "identity_image", "sample_id", "subject_id"}

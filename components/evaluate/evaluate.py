@@ -26,7 +26,8 @@ def heldout_specs_for(cfg: RunConfig, n: int) -> list:
     """The held-out evaluation specs, drawn with the same caption and size conventions as the training data."""
     from components.synthesize.sprites import heldout_specs
 
-    return heldout_specs(cfg.evaluate.seed, n, cfg.synthesize.caption_colour, cfg.synthesize.subject_size)
+    s = cfg.synthesize
+    return heldout_specs(cfg.evaluate.seed, n, s.caption_colour, s.subject_size, s.motions)
 
 
 def generate_videos(pipe, specs, cfg: RunConfig, **kw) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +43,7 @@ def generate_videos(pipe, specs, cfg: RunConfig, **kw) -> tuple[np.ndarray, np.n
 
 
 def sprites_table(videos: np.ndarray, specs) -> list[dict]:
-    from components.synthesize.sprites import sprites_scores
+    from components.synthesize.sprites_scoring import sprites_scores
 
     return [sprites_scores(v, s) for v, s in zip(videos, specs)]
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from model.encoders import to_unit_tensor
 from model.scoring import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD
 
-from .flow import FlowEstimator, FarnebackFlow, padded_flow
+from components.flow import FarnebackFlow, FlowEstimator, padded_flow
 
 METRICS = ("dynamic_degree", "subject_consistency", "background_consistency", "temporal_consistency",
            "clip_t", "clip_i", "dino_i")

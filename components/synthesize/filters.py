@@ -8,9 +8,11 @@ fact; `apply_filters` turns scores and `cfg.synthesize.min_*` thresholds into a 
 - dino_identity_score: mean cosine between the identity image's DINO feature and each frame's.
 - frame_consistency: DINO subject consistency, mean of (mean cosine of consecutive frames, mean
   cosine of T random frame pairs); 1.0 for a single frame.
-- flow_score: static-video filter. Farneback optical flow between consecutive frames; per pair the
-  mean of the top 2 % flow magnitudes (VBench's static filter; dynamic_degree uses 5 %), in pixels
-  per frame; the video's score is the mean over pairs, 0.0 for a single frame.
+- flow_score / static_video: VBench's static filter (`components.flow.static_filter`): per frame pair
+  the mean of the top 2 % flow magnitudes (dynamic degree uses 5 %), thres = 3*min(H,W)/256,
+  count_num = round(2*N/16); static unless more than count_num consecutive pairs exceed thres or a
+  first<->last pair exceeds 2*thres*count_num. flow_score is the mean over consecutive pairs (px per
+  frame). OpenCV Farneback on the clip's principal colour axis by default, RAFT when configured.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ FILTERS: dict[str, str] = {
     "frame_consistency": "min_frame_consistency",
     "flow_score": "min_flow_score",
 }
-FLOW_TOP_FRACTION = 0.02
 
 
 def _contrast_channel(frames: np.ndarray) -> np.ndarray:
@@ -51,46 +52,59 @@ def _contrast_channel(frames: np.ndarray) -> np.ndarray:
     return np.rint((proj - lo) * (255.0 / (hi - lo))).astype(np.uint8)
 
 
-def flow_score(frames: np.ndarray, top_fraction: float = FLOW_TOP_FRACTION) -> float:
-    """Static-video score of (T, H, W, 3) uint8 frames: mean over consecutive pairs of the mean of the
-    top `top_fraction` Farneback flow magnitudes (pixels per frame)."""
-    import cv2
+def contrast_video(frames: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> the same clip in its contrast channel, replicated to 3 channels (OpenCV flow)."""
+    return np.repeat(_contrast_channel(np.asarray(frames))[..., None], 3, axis=-1)
+
+
+def opencv_flow_for(height: int, width: int):
+    """Farneback sized to the frame: pyramid down to ~8 px, window a quarter of the shorter side (5..15)."""
+    from components.flow import FarnebackFlow
+
+    levels = max(1, int(math.log2(max(min(height, width), 8) / 8)) + 1)
+    winsize = max(5, min(15, min(height, width) // 4) | 1)
+    return FarnebackFlow(pyr_scale=0.5, levels=levels, winsize=winsize, iterations=3, poly_n=5, poly_sigma=1.1)
+
+
+def flow_score(frames: np.ndarray, estimator=None) -> float:
+    """Mean over consecutive pairs of the mean top-2 % flow magnitude (px/frame) of (T, H, W, 3) frames."""
+    return static_scores(frames, estimator)[1]
+
+
+def static_scores(frames: np.ndarray, estimator=None) -> tuple[bool, float]:
+    """(VBench static verdict, mean top-2 % flow magnitude). estimator None: OpenCV Farneback on the clip's
+    contrast channel; otherwise a `components.flow.FlowEstimator` (RAFT) on the RGB frames."""
+    from components.flow import static_filter
 
     frames = np.asarray(frames)
-    if len(frames) < 2:
-        return 0.0
-    gray = _contrast_channel(frames)
-    h, w = gray.shape[1:]
-    levels = max(1, int(math.log2(max(min(h, w), 8) / 8)) + 1)  # coarsest level no smaller than ~8 px
-    winsize = max(5, min(15, min(h, w) // 4) | 1)
-    k = max(1, int(top_fraction * h * w))
-    per_pair = []
-    for a, b in zip(gray[:-1], gray[1:]):
-        flow = cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=levels, winsize=winsize,
-                                            iterations=3, poly_n=5, poly_sigma=1.1, flags=0)
-        mag = np.hypot(flow[..., 0], flow[..., 1]).ravel()
-        per_pair.append(float(np.partition(mag, mag.size - k)[-k:].mean()))
-    return float(np.mean(per_pair))
+    if estimator is None:
+        return static_filter(contrast_video(frames), opencv_flow_for(*frames.shape[1:3]))
+    return static_filter(frames, estimator)
 
 
 def _encode(fn, images: torch.Tensor, batch_size: int) -> torch.Tensor:
     return torch.cat([fn(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
 
 
+SCORE_COLUMNS = (*FILTERS, "static_video")
+
+
 def score_samples(encoders, identity_images: Sequence[np.ndarray], videos: Sequence[np.ndarray],
-                  captions: Sequence[str], batch_size: int = 256, seed: int = 0) -> dict[str, np.ndarray]:
-    """All four filter scores for N samples, the frames of all videos encoded together in batches.
+                  captions: Sequence[str], batch_size: int = 256, seed: int = 0,
+                  flow_estimator=None) -> dict[str, np.ndarray]:
+    """All filter scores for N samples, the frames of all videos encoded together in batches.
 
     identity_images: N x (H, W, 3) uint8; videos: N x (T_i, H_i, W_i, 3) uint8; captions: N strings;
-    encoders: a `model.scoring.ScoringEncoders`. `seed` fixes the random frame pairs. Returns
-    {column: float64 (N,)} for the columns of FILTERS.
+    encoders: a `model.scoring.ScoringEncoders`. `seed` fixes the random frame pairs; flow_estimator
+    None = OpenCV (see `static_scores`). Returns {column: (N,)} for SCORE_COLUMNS: float64 scores and
+    bool `static_video`.
     """
     n = len(videos)
     if not (len(identity_images) == len(captions) == n):
         raise ValueError(f"got {len(identity_images)} identity images, {n} videos and {len(captions)} captions; "
                          "pass one of each per sample")
     if n == 0:
-        return {col: np.zeros(0) for col in FILTERS}
+        return {col: np.zeros(0, bool if col == "static_video" else np.float64) for col in SCORE_COLUMNS}
     ds, cs = encoders.dino_size, encoders.clip_size
     # Preprocess per video (sizes may differ between videos), then encode everything in fixed batches.
     frames_d, frames_c, lengths = [], [], []
@@ -107,6 +121,7 @@ def score_samples(encoders, identity_images: Sequence[np.ndarray], videos: Seque
     texts = torch.cat([encoders.clip_text(list(captions[i:i + batch_size])) for i in range(0, n, batch_size)])
 
     out = {col: np.zeros(n) for col in FILTERS}
+    out["static_video"] = np.zeros(n, bool)
     start = 0
     for i, t in enumerate(lengths):
         d, c = dino_frames[start:start + t], clip_frames[start:start + t]
@@ -114,7 +129,7 @@ def score_samples(encoders, identity_images: Sequence[np.ndarray], videos: Seque
         out["clip_text_score"][i] = float((c @ texts[i]).mean())
         out["dino_identity_score"][i] = float((d @ dino_ids[i]).mean())
         out["frame_consistency"][i] = _consistency(d, np.random.default_rng([seed, i]))
-        out["flow_score"][i] = flow_score(videos[i])
+        out["static_video"][i], out["flow_score"][i] = static_scores(videos[i], flow_estimator)
     return out
 
 
@@ -133,9 +148,10 @@ def _consistency(feats: torch.Tensor, rng: np.random.Generator) -> float:
 def apply_filters(scores: Mapping[str, Sequence[float]], cfg) -> tuple[np.ndarray, dict[str, dict]]:
     """Scores {column: (N,)} and a SynthesizeConfig -> (kept bool (N,), per-filter report).
 
-    A sample is kept when every score is >= its threshold (NaN fails). The report gives, per filter,
-    its threshold and how many samples it alone would keep and drop (so the counts of different
-    filters overlap), plus "all": the samples kept by every filter together.
+    A sample is kept when every score is >= its threshold (NaN fails) and, with `cfg.drop_static`, it
+    is not static. The report gives, per filter, its threshold and how many samples it alone would
+    keep and drop (so the counts of different filters overlap), plus "all": the samples kept by every
+    filter together.
     """
     n = len(next(iter(scores.values()))) if scores else 0
     kept = np.ones(n, bool)
@@ -145,5 +161,12 @@ def apply_filters(scores: Mapping[str, Sequence[float]], cfg) -> tuple[np.ndarra
         ok = np.asarray(scores[col], np.float64) >= threshold
         kept &= ok
         report[col] = {"threshold": threshold, "kept": int(ok.sum()), "dropped": int((~ok).sum())}
+    if "static_video" in scores:
+        moving = ~np.asarray(scores["static_video"], bool)
+        if not cfg.drop_static:
+            moving = np.ones(n, bool)
+        kept &= moving
+        report["static_video"] = {"enabled": bool(cfg.drop_static), "kept": int(moving.sum()),
+                                  "dropped": int((~moving).sum())}
     report["all"] = {"kept": int(kept.sum()), "dropped": int((~kept).sum())}
     return kept, report

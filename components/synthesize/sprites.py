@@ -4,9 +4,15 @@ Everything is numpy and a pure function of a seed, so the tiny preset can prove 
 on CPU and the benchmark can score generated videos against the truth instead of neural judges.
 
 A subject's identity is (shape, texture, colour, size) under a category noun. Captions state the
-noun, the colour, the motion and the background, never the shape or the texture: those reach the
-model only through the identity image, which is what makes "no image condition -> identity drops"
-measurable.
+noun, the colour, the motion and the background, never the shape or the texture (unless a texture
+change asks for a new one): those reach the model only through the identity image, which is what
+makes "no image condition -> identity drops" measurable.
+
+Motions suit the category (animals walk, run, jump; active objects run, jump, spin, slide; static
+objects slide, float, spin, zoom). Synthetic samples change one attribute as their caption says:
+colour, texture, style (pencil sketch, pixel art) or background (a patterned scene); real-like
+samples keep the subject and cut their identity image from their own video. Scores against this
+ground truth live in `sprites_scoring`.
 
 Specs are resolution-free (sizes and positions are fractions of the frame); `render` turns one
 into frames at any (height, width, num_frames).
@@ -15,7 +21,6 @@ into frames at any (height, width, num_frames).
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,14 +41,31 @@ NOUNS: dict[str, str] = {  # noun -> category
     "robot": "active_object", "car": "active_object", "ball": "active_object",
     "vase": "static_object", "box": "static_object", "lamp": "static_object",
 }
-VERBS = {"cat": "walks", "bird": "flies", "fish": "swims", "robot": "walks", "car": "drives", "ball": "rolls",
-         "vase": "slides", "box": "slides", "lamp": "drifts"}
+# Motions each category can do (the paper's point: a vase does not dance, but it can slide or float).
+CATEGORY_MOTIONS: dict[str, tuple[str, ...]] = {
+    "animal": ("walk", "run", "jump"),
+    "active_object": ("run", "jump", "spin", "slide"),
+    "static_object": ("slide", "float", "spin", "zoom"),
+}
+# walk/run verbs per noun (a bird flies where a cat walks); other motions share verbs across nouns.
+GAIT_VERBS = {"cat": ("walks", "runs"), "bird": ("flies", "darts"), "fish": ("swims", "darts"),
+              "robot": ("walks", "runs"), "car": ("drives", "speeds"), "ball": ("rolls", "races"),
+              "vase": ("moves", "hurries"), "box": ("moves", "hurries"), "lamp": ("moves", "hurries")}
+MOTION_VERBS = {"jump": ("jumps", "hops", "leaps"), "spin": ("spins", "twirls", "turns around"),
+                "slide": ("slides", "glides"), "float": ("floats", "drifts")}
 SHAPES = ("circle", "square", "triangle", "diamond", "cross", "dome")
 TEXTURES = ("solid", "stripes", "dots")
 DIRECTIONS: dict[str, tuple[float, float]] = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0),
                                               "down": (0.0, 1.0)}  # image coordinates (x right, y down)
 DIRECTION_WORDS = {"left": "to the left", "right": "to the right", "up": "upward", "down": "downward"}
-STYLES = ("sketch",)
+STYLES = ("sketch", "pixel")
+# Patterned scenes for the background change: two greys each (no hue, like BACKGROUNDS), so a subject
+# colour is never confused with the scene. (tone a, tone b, tile size as a fraction of min(H, W)).
+SCENES: dict[str, tuple[tuple[int, int, int], tuple[int, int, int], float]] = {
+    "checkered floor": ((70, 70, 70), (170, 170, 170), 1 / 4),
+    "striped wall": ((40, 40, 40), (200, 200, 200), 1 / 8),
+}
+TEXTURE_WORDS = {"solid": "in one plain colour", "stripes": "covered in stripes", "dots": "covered in polka dots"}
 
 SHADE = 0.5            # second tone of stripes/dots: the subject colour at half brightness
 FG_THRESHOLD = 40.0    # RGB distance from the background above which a pixel is foreground
@@ -67,24 +89,33 @@ class Subject:
 
 @dataclass(frozen=True)
 class Motion:
-    """Straight motion inside the frame; fractions of the free range, so the subject never leaves it.
+    """Motion inside the frame; positions are fractions of the free range, so the subject never leaves it.
 
     The subject's centre covers `travel` of the free range along the axis of `direction` over the
     clip, starting at `start` (0 = the side it leaves from); `offset` places it on the other axis.
+    `kind` adds to that straight path: walk/run bob and jump hops (`amplitude` high, `cycles` times,
+    perpendicular to the path), float sways, spin turns the subject `cycles` turns (signed), zoom
+    scales it from 1 to `scale_end` in place (direction "in" or "out", travel 0).
     """
 
     direction: str
     travel: float
     start: float
     offset: float
+    kind: str = "slide"
+    amplitude: float = 0.0  # fraction of min(H, W)
+    cycles: float = 0.0
+    scale_end: float = 1.0
 
 
 @dataclass(frozen=True)
 class SampleSpec:
     """A sample: subject + motion + background + optional attribute change, and its caption.
 
-    At most one change: `new_colour` (a palette name) or `style` ("sketch": outline only, no texture).
-    `identity_frame` in [0, 1) picks the frame that real-like samples cut their identity image from.
+    At most one change: `new_colour` (a palette name), `new_texture`, `style` ("sketch": outline only,
+    no texture; "pixel": rendered at half resolution without anti-aliasing, blocks of 2 px), or a
+    `background` from SCENES. `identity_frame` in [0, 1) picks the frame that real-like samples cut
+    their identity image from.
     """
 
     sample_id: str
@@ -96,14 +127,31 @@ class SampleSpec:
     new_colour: str | None = None
     style: str | None = None
     identity_frame: float = 0.0
+    new_texture: str | None = None
 
     @property
     def changed(self) -> bool:
-        return self.new_colour is not None or self.style is not None
+        return (self.new_colour is not None or self.style is not None or self.new_texture is not None
+                or self.background in SCENES)
+
+    @property
+    def change(self) -> str | None:
+        """"colour" | "texture" | "sketch" | "pixel" | "background" | None."""
+        if self.new_colour:
+            return "colour"
+        if self.new_texture:
+            return "texture"
+        if self.style:
+            return self.style
+        return "background" if self.background in SCENES else None
 
     @property
     def video_colour(self) -> str:
         return self.new_colour or self.subject.colour
+
+    @property
+    def video_texture(self) -> str:
+        return self.new_texture or self.subject.texture
 
 
 def spec_to_dict(spec: SampleSpec) -> dict:
@@ -159,80 +207,153 @@ def training_subjects(seed: int, n: int, size_range: tuple[float, float] = SIZE_
 
 
 # ------------------------------------------------------------------------------------------ captions
-REAL_TEMPLATES = (
-    "{a_colour} {colour} {noun} {verb} {dir}{speed} on a {bg} background",
-    "on a plain {bg} background, {a_colour} {colour} {noun} {verb} {dir}{speed}",
-    "{a_colour} {colour} {noun} {verb}{speed} {dir} against a {bg} backdrop",
-)
-COLOUR_TEMPLATES = (
-    "a {noun}, now in {new}, {verb} {dir}{speed} on a {bg} background",
-    "the {noun} turned {new} and {verb} {dir}{speed} on a {bg} background",
-    "{a_new} {new} version of the {noun} {verb} {dir}{speed} against a {bg} backdrop",
-)
-SKETCH_TEMPLATES = (
-    "a pencil sketch of the {colour} {noun}, which {verb} {dir}{speed} on a {bg} background",
-    "the {colour} {noun}, drawn as an outline sketch, {verb} {dir}{speed} on a {bg} background",
-)
+BACKGROUND_PHRASES = ("on a {bg} background", "against a {bg} backdrop", "in front of a plain {bg} wall")
+SCENE_PHRASES = ("on a {bg}", "in front of a {bg}")
+# Word orders; {s} subject phrase, {m} motion phrase, {b} background phrase.
+ORDERS = ("{s} {m} {b}", "{b}, {s} {m}", "{s} {m}, {b}")
 
 
 def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
+def _subject_phrase(subject: Subject, change: str | None, new: str | None, colour: str, variant: int) -> str:
+    noun = subject.noun
+    own = f"{colour} {noun}".strip()
+    if change == "colour":
+        options = (f"the {noun}, now in {new},", f"{_article(new)} {new} version of the {noun}",
+                   f"the {noun}, turned {new},")
+    elif change == "texture":
+        options = (f"the {own}, now {TEXTURE_WORDS[new]},", f"{_article(own)} {own} {TEXTURE_WORDS[new]}")
+    elif change == "sketch":
+        options = (f"a pencil sketch of the {own}, which", f"the {own}, drawn as an outline sketch,")
+    elif change == "pixel":
+        options = (f"a pixel-art {own}", f"the {own} in a retro pixel-art style")
+    else:
+        options = (f"{_article(own)} {own}", f"the {own}")
+    return options[variant % len(options)]
+
+
+def _motion_phrase(subject: Subject, motion: Motion, variant: int) -> str:
+    if motion.kind == "zoom":
+        return ("comes closer to the camera", "moves toward the viewer")[variant % 2] if motion.scale_end > 1 else \
+            ("moves away from the camera", "recedes into the distance")[variant % 2]
+    speed = " quickly" if motion.travel >= 0.6 else " slowly" if motion.travel < 0.4 else ""
+    if motion.kind in ("walk", "run"):
+        verb = GAIT_VERBS[subject.noun][motion.kind == "run"]
+    else:
+        verbs = MOTION_VERBS[motion.kind]
+        verb = verbs[variant % len(verbs)]
+    where = DIRECTION_WORDS[motion.direction]
+    if motion.kind == "spin":
+        return f"{verb} while moving {where}{speed}"
+    return f"{verb} {where}{speed}"
+
+
 def caption_for(subject: Subject, motion: Motion, background: str, new_colour: str | None, style: str | None,
-                template: int, name_colour: bool = True) -> str:
-    """The caption states noun, colour (the new one if changed), direction, speed and background.
+                template: int, name_colour: bool = True, new_texture: str | None = None) -> str:
+    """The caption states noun, colour (the new one if changed), the motion with its direction and speed,
+    the background, and the requested change; never the shape, nor the texture unless it changes.
 
     name_colour=False leaves the subject's own colour out (a new colour is still named), so colour, like
-    shape and texture, reaches the model only through the identity image.
+    shape and texture, reaches the model only through the identity image. `template` picks the wording.
     """
-    speed = " quickly" if motion.travel >= 0.6 else " slowly" if motion.travel < 0.4 else ""
+    change = "colour" if new_colour else "texture" if new_texture else style
     colour = subject.colour if name_colour else ""
-    words = dict(noun=subject.noun, colour=colour, a_colour=_article(colour or subject.noun),
-                 verb=VERBS[subject.noun], dir=DIRECTION_WORDS[motion.direction], speed=speed, bg=background,
-                 new=new_colour or "", a_new=_article(new_colour or "x"))
-    templates = COLOUR_TEMPLATES if new_colour else SKETCH_TEMPLATES if style else REAL_TEMPLATES
-    return " ".join(templates[template % len(templates)].format(**words).split())
+    s = _subject_phrase(subject, change, new_colour or new_texture, colour, template)
+    m = _motion_phrase(subject, motion, template // 2)
+    phrases = SCENE_PHRASES if background in SCENES else BACKGROUND_PHRASES
+    b = phrases[(template // 3) % len(phrases)].format(bg=background)
+    text = ORDERS[(template // 5) % len(ORDERS)].format(s=s, m=m, b=b)
+    return " ".join(text.replace(",,", ",").split()).replace(" ,", ",")
 
 
 # --------------------------------------------------------------------------------------------- specs
+def _random_motion(category: str, rng: np.random.Generator, motions: tuple[str, ...]) -> Motion:
+    """A motion that suits the category, from the allowed `motions` (all of them if none suits)."""
+    allowed = [m for m in CATEGORY_MOTIONS[category] if m in motions] or list(motions)
+    kind = str(rng.choice(allowed))
+    travel = {"walk": (0.4, 0.7), "run": (0.7, 0.95), "jump": (0.3, 0.6), "spin": (0.2, 0.4),
+              "slide": (0.2, 0.5), "float": (0.2, 0.4), "zoom": (0.0, 0.0)}[kind]
+    travel = round(float(rng.uniform(*travel)), 4)
+    directions = ["left", "right"] if kind == "jump" else list(DIRECTIONS)
+    direction = str(rng.choice(directions))
+    amplitude = cycles = 0.0
+    scale_end = 1.0
+    if kind in ("walk", "run"):
+        amplitude, cycles = (0.03, 2.0) if kind == "walk" else (0.05, 3.0)
+    elif kind == "jump":
+        amplitude, cycles = round(float(rng.uniform(0.12, 0.2)), 4), float(rng.integers(1, 3))
+    elif kind == "float":
+        amplitude, cycles = 0.04, 1.0
+    elif kind == "spin":
+        cycles = round(float(rng.choice([-1, 1]) * rng.uniform(0.25, 0.6)), 4)
+    elif kind == "zoom":
+        scale_end = round(float(rng.uniform(1.4, 1.7) if rng.uniform() < 0.5 else rng.uniform(0.55, 0.7)), 4)
+        direction = "in" if scale_end > 1 else "out"
+    return Motion(direction=direction, travel=travel, start=round(float(rng.uniform(0.0, 1.0 - travel)), 4),
+                  offset=round(float(rng.uniform()), 4), kind=kind, amplitude=amplitude, cycles=cycles,
+                  scale_end=scale_end)
+
+
+def _pick_change(rng: np.random.Generator, weights: dict[str, float]) -> str:
+    names = sorted(weights)
+    p = np.array([weights[n] for n in names], np.float64)
+    change = str(rng.choice(names, p=p / p.sum()))
+    if change == "style":
+        change = str(rng.choice(STYLES))
+    return change
+
+
+DEFAULT_CHANGES = {"colour": 0.4, "texture": 0.2, "style": 0.25, "background": 0.15}
+ALL_MOTIONS = ("walk", "run", "jump", "spin", "slide", "float", "zoom")
+
+
 def _random_spec(sample_id: str, subject: Subject, synthetic: bool, rng: np.random.Generator,
-                 change: str | None = None, name_colour: bool = True) -> SampleSpec:
-    """Draw motion, background and (for synthetic samples) the change; `change` forces "colour"/"sketch"."""
-    fast = subject.category != "static_object"  # animals and active objects move more
-    travel = float(rng.uniform(0.55, 0.95) if fast else rng.uniform(0.2, 0.4))
-    motion = Motion(direction=str(rng.choice(list(DIRECTIONS))), travel=round(travel, 4),
-                    start=round(float(rng.uniform(0.0, 1.0 - travel)), 4), offset=round(float(rng.uniform()), 4))
+                 change: str | None = None, name_colour: bool = True, motions: tuple[str, ...] = ALL_MOTIONS,
+                 changes: dict[str, float] | None = None) -> SampleSpec:
+    """Draw motion, background and (for synthetic samples) the change; `change` forces one of
+    "colour" | "texture" | "sketch" | "pixel" | "background"."""
+    motion = _random_motion(subject.category, rng, motions)
     background = str(rng.choice(list(BACKGROUNDS)))
-    new_colour = style = None
+    new_colour = new_texture = style = None
     if synthetic:
-        change = change or ("colour" if rng.uniform() < 0.7 else "sketch")
+        change = change or _pick_change(rng, changes or DEFAULT_CHANGES)
         if change == "colour":
             new_colour = str(rng.choice([c for c in PALETTE if c != subject.colour]))
+        elif change == "texture":
+            new_texture = str(rng.choice([t for t in TEXTURES if t != subject.texture]))
+        elif change == "background":
+            background = str(rng.choice(list(SCENES)))
         else:
-            style = "sketch"
-    template = int(rng.integers(0, 6))
-    caption = caption_for(subject, motion, background, new_colour, style, template, name_colour)
+            style = change
+    template = int(rng.integers(0, 30))
+    caption = caption_for(subject, motion, background, new_colour, style, template, name_colour, new_texture)
     return SampleSpec(sample_id, "synthetic" if synthetic else "real", subject, motion, background, caption,
-                      new_colour, style, identity_frame=round(float(rng.uniform()), 4))
+                      new_colour, style, identity_frame=round(float(rng.uniform()), 4), new_texture=new_texture)
 
 
 def sample_spec(seed: int, subject: Subject, subject_index: int, sample_index: int, synthetic: bool,
-                name_colour: bool = True) -> SampleSpec:
+                name_colour: bool = True, motions: tuple[str, ...] = ALL_MOTIONS,
+                changes: dict[str, float] | None = None) -> SampleSpec:
     """Sample `sample_index` of training subject `subject_index`; a function of these arguments only."""
     rng = seeded_rng([seed, 2, subject_index, sample_index])
-    return _random_spec(f"{subject.subject_id}-{sample_index:03d}", subject, synthetic, rng, name_colour=name_colour)
+    return _random_spec(f"{subject.subject_id}-{sample_index:03d}", subject, synthetic, rng, name_colour=name_colour,
+                        motions=motions, changes=changes)
 
 
-def heldout_specs(seed: int, n: int, name_colour: bool = True,
-                  size_range: tuple[float, float] = SIZE_RANGE) -> list[SampleSpec]:
+HELDOUT_CHANGES = (None, "colour", "sketch", "texture", "pixel", "background")
+
+
+def heldout_specs(seed: int, n: int, name_colour: bool = True, size_range: tuple[float, float] = SIZE_RANGE,
+                  motions: tuple[str, ...] = ALL_MOTIONS) -> list[SampleSpec]:
     """`n` evaluation specs on held-out subjects (`heldout0000`...), balanced over categories and changes.
 
     Disjointness from training: subjects come from the `is_heldout` side of a fixed partition of
     (noun, shape, colour, texture) that `training_subjects` never draws from, whatever either seed;
-    ids differ by prefix. Categories cycle animal/active/static; changes cycle none/colour/sketch
-    every three specs. Held-out samples are all "synthetic" in the sense that the identity image is
-    rendered on white, not cut from the video.
+    ids differ by prefix. Categories cycle animal/active/static; changes cycle through
+    HELDOUT_CHANGES every three specs. Held-out samples are all "synthetic" in the sense that the
+    identity image is rendered on white, not cut from the video.
     """
     rng = seeded_rng([seed, 3])
     pools = {cat: [_combos(True, cat)[k] for k in rng.permutation(len(_combos(True, cat)))] for cat in
@@ -243,8 +364,8 @@ def heldout_specs(seed: int, n: int, name_colour: bool = True,
         combo = pools[cat][(i // 3) % len(pools[cat])]
         sub_rng = seeded_rng([seed, 4, i])
         subject = _subject(f"heldout{i:04d}", combo, sub_rng, size_range)
-        change = (None, "colour", "sketch")[(i // 3) % 3]
-        spec = _random_spec(f"heldout{i:04d}", subject, change is not None, sub_rng, change, name_colour)
+        change = HELDOUT_CHANGES[(i // 3) % len(HELDOUT_CHANGES)]
+        spec = _random_spec(f"heldout{i:04d}", subject, change is not None, sub_rng, change, name_colour, motions)
         specs.append(dataclasses.replace(spec, source="synthetic"))
     return specs
 
@@ -279,20 +400,41 @@ def _texture_tone(texture: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown texture {texture!r}; choose one of {TEXTURES}")
 
 
-def _draw(subject: Subject, colour: str, centre: tuple[float, float], background, height: int, width: int,
-          textured: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """One frame: float (H, W, 3) in 0..255 and coverage alpha (H, W) of the subject centred at (x, y)."""
-    s = SUPERSAMPLE
-    half = subject.size * min(height, width) / 2
+def background_image(name: str, height: int, width: int) -> np.ndarray:
+    """(H, W, 3) float64 background: a plain BACKGROUNDS colour or a patterned SCENES scene."""
+    if name in BACKGROUNDS:
+        return np.broadcast_to(np.asarray(BACKGROUNDS[name], np.float64), (height, width, 3))
+    if name not in SCENES:
+        raise ValueError(f"unknown background {name!r}; choose one of {[*BACKGROUNDS, *SCENES]}")
+    a, b, tile = SCENES[name]
+    step = max(1, round(tile * min(height, width)))
+    ys, xs = np.arange(height)[:, None] // step, np.arange(width)[None, :] // step
+    pick = ((ys + xs) % 2 == 1) if name == "checkered floor" else np.broadcast_to(ys % 2 == 1, (height, width))
+    return np.where(pick[..., None], np.asarray(b, np.float64), np.asarray(a, np.float64))
+
+
+def _draw(subject: Subject, colour: str, centre: tuple[float, float], background: np.ndarray, height: int,
+          width: int, texture: str | None = None, scale: float = 1.0, angle: float = 0.0,
+          supersample: int = SUPERSAMPLE) -> tuple[np.ndarray, np.ndarray]:
+    """One frame: float (H, W, 3) in 0..255 and coverage alpha (H, W) of the subject centred at (x, y).
+
+    background: (H, W, 3); texture None = untextured (full colour); the subject's box is scaled by
+    `scale` and turned by `angle` radians about its centre.
+    """
+    s = supersample
+    half = subject.size * min(height, width) * scale / 2
     xs = (np.arange(width * s) + 0.5) / s
     ys = (np.arange(height * s) + 0.5) / s
-    u = (xs[None, :] - centre[0]) / half
-    v = (ys[:, None] - centre[1]) / half
-    u, v = np.broadcast_arrays(u, v)
+    x = (xs[None, :] - centre[0]) / half
+    y = (ys[:, None] - centre[1]) / half
+    x, y = np.broadcast_arrays(x, y)
+    c, si = np.cos(angle), np.sin(angle)
+    u, v = c * x + si * y, -si * x + c * y  # the subject's own frame, turned by `angle`
     inside = _shape_inside(subject.shape, u, v)
-    tone = _texture_tone(subject.texture, u, v) if textured else np.ones_like(u)
+    tone = _texture_tone(texture, u, v) if texture else np.ones_like(u)
     rgb = np.asarray(PALETTE[colour], np.float64)
-    sub = np.where(inside[..., None], tone[..., None] * rgb, np.asarray(background, np.float64))
+    bg = np.repeat(np.repeat(np.asarray(background, np.float64), s, axis=0), s, axis=1)
+    sub = np.where(inside[..., None], tone[..., None] * rgb, bg)
     img = sub.reshape(height, s, width, s, 3).mean(axis=(1, 3))
     alpha = inside.reshape(height, s, width, s).mean(axis=(1, 3))
     return img, alpha
@@ -313,39 +455,87 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return outside[1:-1, 1:-1] != 2
 
 
-def trajectory(spec: SampleSpec, height: int, width: int, num_frames: int) -> np.ndarray:
-    """Subject centres (T, 2) as (x, y) pixels; the whole box stays at least 1 px inside the frame."""
-    half = spec.subject.size * min(height, width) / 2
+@dataclass(frozen=True)
+class Pose:
+    """Per-frame placement: centres (T, 2) as (x, y) pixels, scales (T,), angles (T,) in radians."""
+
+    centres: np.ndarray
+    scales: np.ndarray
+    angles: np.ndarray
+
+
+def pose(spec: SampleSpec, height: int, width: int, num_frames: int) -> Pose:
+    """Where the subject is in each frame; its whole (turned, scaled) box stays >= 1 px inside the frame."""
+    m = spec.motion
+    s = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.zeros(1)
+    scales = m.scale_end ** s if m.kind == "zoom" else np.ones_like(s)
+    angles = 2 * np.pi * m.cycles * s if m.kind == "spin" else np.zeros_like(s)
+    reach = np.sqrt(2.0) if m.kind == "spin" else 1.0  # a turned box reaches out to its half-diagonal
+    half = spec.subject.size * min(height, width) / 2 * scales.max() * reach
     lo = np.array([1 + half, 1 + half])
     hi = np.array([width - 1 - half, height - 1 - half])
-    dx, dy = DIRECTIONS[spec.motion.direction]
+    centres = np.empty((num_frames, 2))
+    if m.kind == "zoom":  # in place: start/offset place the centre
+        centres[:] = lo + np.array([m.start, m.offset]) * (hi - lo)
+        return Pose(centres, scales, angles)
+    dx, dy = DIRECTIONS[m.direction]
     axis = 0 if dx else 1
-    s = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.zeros(1)
-    along = spec.motion.start + spec.motion.travel * s
+    along = m.start + m.travel * s
     if (dx or dy) < 0:  # moving towards smaller coordinates: start from the high side
         along = 1.0 - along
-    centres = np.empty((num_frames, 2))
+    amp = m.amplitude * min(height, width)
+    if m.kind in ("walk", "run", "jump"):  # hops and bobs go up (negative y) or, on vertical paths, sideways
+        wave = -amp * np.abs(np.sin(np.pi * m.cycles * s))
+        room = (amp, 0.0)
+    elif m.kind == "float":
+        wave = amp * np.sin(2 * np.pi * m.cycles * s)
+        room = (amp, amp)
+    else:
+        wave, room = np.zeros_like(s), (0.0, 0.0)
+    other = 1 - axis
+    span_lo, span_hi = lo[other] + room[0], hi[other] - room[1]
+    if span_hi < span_lo:  # no room for the bob at this size: keep the path, drop the wave
+        span_lo = span_hi = (lo[other] + hi[other]) / 2
+        wave = np.zeros_like(s)
     centres[:, axis] = lo[axis] + along * (hi[axis] - lo[axis])
-    centres[:, 1 - axis] = lo[1 - axis] + spec.motion.offset * (hi[1 - axis] - lo[1 - axis])
-    return centres
+    centres[:, other] = span_lo + m.offset * (span_hi - span_lo) + wave
+    return Pose(centres, scales, angles)
 
 
-def expected_displacement(spec: SampleSpec, height: int, width: int) -> np.ndarray:
-    """(dx, dy) pixels the subject's centre moves over the whole clip."""
-    half = spec.subject.size * min(height, width) / 2
-    dx, dy = DIRECTIONS[spec.motion.direction]
-    span = (width - 2 - 2 * half) if dx else (height - 2 - 2 * half)
-    return np.array([dx, dy]) * spec.motion.travel * span
+def trajectory(spec: SampleSpec, height: int, width: int, num_frames: int) -> np.ndarray:
+    """Subject centres (T, 2) as (x, y) pixels."""
+    return pose(spec, height, width, num_frames).centres
 
 
-def _frame(spec: SampleSpec, centre, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def expected_displacement(spec: SampleSpec, height: int, width: int, num_frames: int = 2) -> np.ndarray:
+    """(dx, dy) pixels the subject's centre moves from the first frame to the last (0 for zoom)."""
+    c = pose(spec, height, width, max(num_frames, 2)).centres
+    return c[-1] - c[0]
+
+
+PIXEL_BLOCK = 2  # "pixel" style: the subject drawn at 1/PIXEL_BLOCK resolution without anti-aliasing
+
+
+def _frame(spec: SampleSpec, centre, height: int, width: int, scale: float = 1.0,
+           angle: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One video frame with the subject's box centred at (x, y): uint8 (H, W, 3) and mask bool (H, W)."""
-    bg = BACKGROUNDS[spec.background]
-    img, alpha = _draw(spec.subject, spec.video_colour, centre, bg, height, width, textured=spec.style is None)
+    bg = background_image(spec.background, height, width)
+    texture = spec.video_texture if spec.style is None else None
+    colour = spec.video_colour
+    if spec.style == "pixel" and height % PIXEL_BLOCK == 0 and width % PIXEL_BLOCK == 0:
+        b = PIXEL_BLOCK
+        small, alpha = _draw(spec.subject, colour, (centre[0] / b, centre[1] / b), bg[::b, ::b], height // b,
+                             width // b, texture, scale, angle, supersample=1)
+        # supersample=1 samples each block at its centre: hard, aliased edges, as pixel art has.
+        img = np.kron(small, np.ones((b, b, 1)))
+        mask = np.kron(alpha >= 0.5, np.ones((b, b), bool))
+        img = np.where(mask[..., None], img, bg)  # the scene stays at full resolution
+        return np.clip(np.rint(img), 0, 255).astype(np.uint8), mask
+    img, alpha = _draw(spec.subject, colour, centre, bg, height, width, texture, scale, angle)
     mask = alpha >= 0.5
     if spec.style == "sketch":  # outline only: the silhouette's 1 px border in full colour, no texture
         mask = mask & ~_erode(mask)
-        img = np.where(mask[..., None], np.asarray(PALETTE[spec.video_colour], float), np.asarray(bg, float))
+        img = np.where(mask[..., None], np.asarray(PALETTE[colour], float), bg)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8), mask
 
 
@@ -353,8 +543,9 @@ def render(spec: SampleSpec, height: int, width: int, num_frames: int) -> tuple[
     """The sample's video as the caption describes it: frames uint8 (T, H, W, 3) and masks bool (T, H, W)."""
     frames = np.empty((num_frames, height, width, 3), np.uint8)
     masks = np.empty((num_frames, height, width), bool)
-    for t, centre in enumerate(trajectory(spec, height, width, num_frames)):
-        frames[t], masks[t] = _frame(spec, centre, height, width)
+    p = pose(spec, height, width, num_frames)
+    for t in range(num_frames):
+        frames[t], masks[t] = _frame(spec, p.centres[t], height, width, p.scales[t], p.angles[t])
     return frames, masks
 
 
@@ -384,8 +575,9 @@ def identity_image(spec: SampleSpec, height: int, width: int, num_frames: int, f
             frames, masks = render(spec, height, width, num_frames)
         t = min(int(spec.identity_frame * len(frames)), len(frames) - 1)
         return _cut_out(frames[t], masks[t])
-    img, alpha = _draw(spec.subject, spec.subject.colour, (width / 2, height / 2), IDENTITY_BACKGROUND, height,
-                       width)
+    white = background_image("white", height, width)
+    img, alpha = _draw(spec.subject, spec.subject.colour, (width / 2, height / 2), white, height, width,
+                       spec.subject.texture)
     frame = np.clip(np.rint(img), 0, 255).astype(np.uint8)
     return _cut_out(frame, alpha >= 0.5)
 
@@ -394,143 +586,3 @@ def generate(spec: SampleSpec, height: int, width: int, num_frames: int) -> tupl
     """The backend interface (DESIGN.md): spec -> (identity image (H, W, 3), video (T, H, W, 3)), uint8."""
     frames, masks = render(spec, height, width, num_frames)
     return identity_image(spec, height, width, num_frames, frames, masks), frames
-
-
-# ------------------------------------------------------------------------------------------ scoring
-@functools.lru_cache(maxsize=16)
-def _unmix_bases(background: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per palette colour k: basis B_k = [c_k, bg] (K, 3, 2) and its pseudo-inverse (K, 2, 3)."""
-    bg = np.asarray(background, np.float64)
-    bases = np.stack([np.stack([np.asarray(c, np.float64), bg], axis=1) for c in PALETTE.values()])
-    return bases, np.linalg.pinv(bases)  # pinv: on black the bg column is zero and gets coefficient 0
-
-
-def classify_colours(pixels: np.ndarray, background) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest palette colour up to shading and blending with the background.
-
-    A sprite pixel is x * c_k + y * bg (x < 1: shade or anti-aliased edge; y: the background share),
-    so each pixel is fitted in every plane span(c_k, bg) and takes the colour with the smallest
-    residual; x < 0 (the complementary hue) is not allowed. pixels (..., 3) -> (label (...) int,
-    index into PALETTE, -1 if no fit; brightness (...) = x / (1 - y), 1 for full colour, SHADE for the
-    texture tone).
-    """
-    bases, pinvs = _unmix_bases(tuple(int(c) for c in background))
-    p = np.asarray(pixels, np.float64).reshape(-1, 3)
-    coef = np.einsum("kij,nj->nki", pinvs, p)                      # (N, K, 2)
-    resid = np.linalg.norm(p[:, None] - np.einsum("kij,nkj->nki", bases, coef), axis=-1)
-    resid[coef[..., 0] <= 0] = np.inf
-    label = resid.argmin(axis=1)
-    best = coef[np.arange(len(p)), label]
-    label[~np.isfinite(resid.min(axis=1))] = -1
-    fg_share = 1.0 - best[:, 1] if any(background) else np.ones(len(p))
-    brightness = best[:, 0] / np.maximum(fg_share, 1e-3)
-    shape = np.shape(pixels)[:-1]
-    return label.reshape(shape), brightness.reshape(shape)
-
-
-def foreground(frames: np.ndarray, background) -> np.ndarray:
-    """(T, H, W, 3) -> bool (T, H, W): pixels far from the requested background colour."""
-    diff = frames.astype(np.float64) - np.asarray(background, np.float64)
-    return np.linalg.norm(diff, axis=-1) > FG_THRESHOLD
-
-
-def _shape_iou(fg: np.ndarray, spec: SampleSpec) -> float:
-    """Mean over frames of IoU(filled foreground, filled foreground of the true frame at the same centroid).
-
-    The reference frame is rendered afresh at the observed centroid and thresholded the same way, so
-    a faithful video scores ~1 wherever it puts the subject.
-    """
-    t_, h, w = fg.shape
-    bg = BACKGROUNDS[spec.background]
-    ref0 = fill_holes(foreground(_frame(spec, (w / 2, h / 2), h, w)[0][None], bg)[0])
-    ys0, xs0 = np.nonzero(ref0)
-    off = np.array([xs0.mean() - w / 2, ys0.mean() - h / 2])  # shapes are not all symmetric
-    ious = []
-    for t in range(t_):
-        filled = fill_holes(fg[t])
-        ys, xs = np.nonzero(filled)
-        if len(ys) == 0:
-            ious.append(0.0)
-            continue
-        centre = tuple(np.array([xs.mean(), ys.mean()]) - off)
-        ref = fill_holes(foreground(_frame(spec, centre, h, w)[0][None], bg)[0])
-        ious.append((ref & filled).sum() / max((ref | filled).sum(), 1))
-    return float(np.mean(ious))
-
-
-def _shaded_share(frames: np.ndarray, fg: np.ndarray, background) -> float:
-    """Share of interior foreground pixels (edges eroded away) in the texture's dark tone."""
-    core = _erode(fg)
-    if not core.any():
-        return 0.0
-    _, bright = classify_colours(frames[core], background)
-    # Linear in brightness, so a pixel half covered by a dark band counts half: the share does not
-    # depend on where the texture falls relative to the pixel grid.
-    return float(np.mean((1.0 - np.clip(bright, SHADE, 1.0)) / (1.0 - SHADE)))
-
-
-def _hollowness(fg: np.ndarray) -> np.ndarray:
-    """Per frame 1 - |fg| / |filled fg|: ~0 for a filled subject, large for an outline. (T,)"""
-    out = np.zeros(len(fg))
-    for t, m in enumerate(fg):
-        filled = fill_holes(m).sum()
-        out[t] = 1.0 - m.sum() / filled if filled else 0.0
-    return out
-
-
-def sprites_scores(frames: np.ndarray, spec: SampleSpec) -> dict[str, float]:
-    """Score a generated video (T, H, W, 3) uint8 against the spec's ground truth; each score in [0, 1].
-
-    Foreground = pixels farther than FG_THRESHOLD from the spec's background colour.
-    - identity: what the caption does NOT change, as a product of the applicable parts:
-      shape (mean IoU of the filled foreground with the true frame's, placed at its centroid), colour
-      (share of foreground pixels whose nearest palette colour is the subject's; only when the colour
-      is not changed), texture (1 - |shaded share - true shaded share| / 0.25, clipped, where the
-      shaded share is the area share of the dark tone inside the subject; only when the style is not
-      changed). 0 when there is no foreground. "True" values come from `render(spec)` at this size.
-    - motion: cosine between the fitted centroid displacement over the clip and the requested
-      direction, clipped at 0, times min(1, |displacement| / (half the requested displacement)).
-    - attribute: the requested change is present: new colour -> share of foreground pixels of that
-      colour; sketch -> hollowness (1 - |fg| / |filled fg|) relative to the true outline's, clipped;
-      1.0 when no change is requested.
-    """
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"expected frames (T, H, W, 3), got {frames.shape}")
-    t_, h, w, _ = frames.shape
-    bg = BACKGROUNDS[spec.background]
-    fg = foreground(frames, bg)
-    scores = {"identity": 0.0, "motion": 0.0, "attribute": 0.0 if spec.changed else 1.0}
-    if not fg.any():
-        return scores
-    names = list(PALETTE)
-    labels, _ = classify_colours(frames[fg], bg)
-
-    # References come from the spec's own ground-truth rendering at this size.
-    truth, _ = render(spec, h, w, t_)
-    truth_fg = foreground(truth, bg)
-    parts = [_shape_iou(fg, spec)]
-    if spec.new_colour is None:
-        parts.append(float((labels == names.index(spec.subject.colour)).mean()))
-    if spec.style is None:
-        expected = _shaded_share(truth, truth_fg, bg)
-        parts.append(float(np.clip(1.0 - abs(_shaded_share(frames, fg, bg) - expected) / 0.25, 0.0, 1.0)))
-    scores["identity"] = float(np.prod(parts))
-
-    present = np.nonzero(fg.any(axis=(1, 2)))[0]
-    if len(present) >= 2:
-        cents = np.array([[np.nonzero(fg[t])[1].mean(), np.nonzero(fg[t])[0].mean()] for t in present])
-        slope = np.polyfit(present, cents, 1)[0]  # (2,) px per frame, least squares over frames
-        disp = slope * (t_ - 1)
-        want = expected_displacement(spec, h, w)
-        norm = np.linalg.norm(disp) * np.linalg.norm(want)
-        if norm > 0:
-            cos = float(disp @ want / norm)
-            scores["motion"] = max(0.0, cos) * min(1.0, float(np.linalg.norm(disp) / (0.5 * np.linalg.norm(want))))
-
-    if spec.new_colour is not None:
-        scores["attribute"] = float((labels == names.index(spec.new_colour)).mean())
-    elif spec.style == "sketch":
-        ref = _hollowness(truth_fg).mean()
-        scores["attribute"] = float(np.clip(_hollowness(fg).mean() / max(ref, 1e-6), 0.0, 1.0))
-    return scores

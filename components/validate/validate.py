@@ -129,7 +129,7 @@ def run(dataset_dir: str | Path, report_dir: str | Path, cfg: RunConfig) -> Vali
 
     log.info("validating %s: %d rows", dataset_dir, len(df))
     suite_run = run_suite(df, cfg, docs_dir=report_dir / DATA_DOCS, max_ids=limit)
-    media = check_media(dataset_dir, df, workers=cfg.validate_.workers) if error is None else []
+    media = check_media(dataset_dir, df, cfg.validate_.workers, cfg.validate_.checksums) if error is None else []
     result = ValidationResult(
         success=suite_run.success and not media and error is None, dataset_dir=dataset_dir, n_rows=len(df),
         n_expectations=len(suite_run.outcomes), failed_expectations=suite_run.failed, media_failures=media,
@@ -145,12 +145,13 @@ def run(dataset_dir: str | Path, report_dir: str | Path, cfg: RunConfig) -> Vali
     from .versioning import content_hash, push, write_dvc_file
 
     if cfg.validate_.push:
-        pushed = push(dataset_dir, cfg.dvc_remote())
+        pushed = push(dataset_dir, cfg.dvc_remote(), endpoint_url=cfg.validate_.remote_endpoint_url)
         result.dvc_hash, result.remote, result.uploaded = pushed.version, pushed.remote, pushed.uploaded
         nfiles, size = pushed.nfiles, pushed.size
         log.info("pushed %s to %s (%d new objects)", pushed.version, pushed.remote, pushed.uploaded)
     else:
         result.dvc_hash, nfiles, size = content_hash(dataset_dir)
-    result.dvc_file = write_dvc_file(report_dir / DVC_FILE, result.dvc_hash, nfiles, size, result.remote)
+    result.dvc_file = write_dvc_file(report_dir / DVC_FILE, result.dvc_hash, nfiles, size, result.remote,
+                                     endpoint_url=cfg.validate_.remote_endpoint_url)
     _write_reports(result, gx_page, limit, report_dir)  # again, now with the version
     return result

@@ -7,16 +7,33 @@ files). A push sends only objects the remote lacks, so unchanged content uploads
 
 Remotes are local folders (the default `<state>/dvc-remote`, a mounted volume in a cluster) or any URL
 a DVC filesystem plugin installed alongside handles (s3://, gs://, ... via dvc-s3 and friends).
+
+s3:// remotes work with AWS and any S3-compatible store (MinIO, Ceph, moto): the endpoint is the
+`endpoint_url` argument (config `validate.remote_endpoint_url`), else $AWS_ENDPOINT_URL_S3, else
+$AWS_ENDPOINT_URL; credentials and region come from the standard AWS variables ($AWS_ACCESS_KEY_ID,
+$AWS_SECRET_ACCESS_KEY, $AWS_SESSION_TOKEN, $AWS_DEFAULT_REGION / $AWS_REGION, $AWS_PROFILE) or
+~/.aws. The bucket is checked before anything moves, with short timeouts and few retries, so a wrong
+endpoint, a server that is down or a missing bucket fails in seconds with a RemoteError that says what to check.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 HASH_NAME = "md5"
 _VERSION = re.compile(r"^[0-9a-f]{32}\.dir$")
+
+# s3:// limits. Transfers: botocore "standard" retries (throttling, 5xx, dropped connections; backoff
+# <= 2**attempt s) times s3fs's own retry loop. The bucket probe that runs first is stricter, so that an
+# endpoint that refuses or never answers fails in seconds instead of s3fs 5 x botocore 5 backed-off tries.
+S3_CONNECT_TIMEOUT_S = 5
+S3_ATTEMPTS = 3  # botocore attempts per request during transfers
+S3_FS_RETRIES = 2  # s3fs attempts around each botocore call (its default is 5)
+S3_PROBE_TIMEOUT_S = 4  # connect and read, per attempt
+S3_PROBE_ATTEMPTS = 2
 
 
 class RemoteError(RuntimeError):
@@ -62,8 +79,84 @@ def content_hash(dataset_dir: str | Path) -> tuple[str, int, int]:
     return tree.hash_info.value, meta.nfiles, meta.size
 
 
-def _remote_odb(remote: str, create: bool):
-    """The remote's md5 object store (`<remote>/files/md5`), checked for reachability."""
+def s3_endpoint(endpoint_url: str | None = None) -> str | None:
+    """The S3 endpoint to use: the argument, else $AWS_ENDPOINT_URL_S3, else $AWS_ENDPOINT_URL (None: AWS)."""
+    return endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def _s3_check_hint(endpoint: str | None) -> str:
+    where = (f"the endpoint {endpoint} (validate.remote_endpoint_url / $AWS_ENDPOINT_URL_S3: is the server up, "
+             "host and port right, http vs https?)" if endpoint else
+             "that AWS S3 is reachable, or set validate.remote_endpoint_url / $AWS_ENDPOINT_URL_S3 for MinIO")
+    return f"check {where}, and the credentials in $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY (or $AWS_PROFILE)"
+
+
+def _s3_probe(fs, remote: str, bucket: str, endpoint: str | None) -> None:
+    """HEAD the bucket with a fail-fast client, so a dead endpoint or a missing bucket is named in seconds."""
+    from s3fs import S3FileSystem
+
+    args = {**fs.fs_args}
+    args["config_kwargs"] = {**args.get("config_kwargs", {}), "connect_timeout": S3_PROBE_TIMEOUT_S,
+                             "read_timeout": S3_PROBE_TIMEOUT_S,
+                             "retries": {"max_attempts": S3_PROBE_ATTEMPTS, "mode": "standard"}}
+    probe = S3FileSystem(**args)
+    probe.retries = 1
+    try:
+        probe.call_s3("head_bucket", Bucket=bucket)
+    except FileNotFoundError:
+        raise RemoteError(f"DVC remote {remote!r}: bucket {bucket!r} does not exist at "
+                          f"{endpoint or 'AWS S3'} (or that endpoint is not an S3 server); create it "
+                          f"(aws s3 mb s3://{bucket}, mc mb ALIAS/{bucket}) or fix validate.remote / "
+                          "validate.remote_endpoint_url") from None
+    except PermissionError as err:
+        raise RemoteError(f"DVC remote {remote!r}: access to bucket {bucket!r} at {endpoint or 'AWS S3'} denied "
+                          f"({err}); check $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY and the bucket policy") from None
+    except Exception as err:
+        if type(err).__name__ == "NoCredentialsError":
+            raise RemoteError(f"DVC remote {remote!r}: no AWS credentials found; set $AWS_ACCESS_KEY_ID and "
+                              "$AWS_SECRET_ACCESS_KEY (or $AWS_PROFILE / ~/.aws/credentials)") from None
+        raise RemoteError(f"DVC remote {remote!r} cannot be reached ({type(err).__name__}: {err}); "
+                          + _s3_check_hint(endpoint)) from None
+
+
+def _cloud_odb_fs(remote: str, endpoint_url: str | None):
+    """(fs, objects path) for a URL remote through its DVC filesystem plugin; raises RemoteError."""
+    from dvc.fs import get_cloud_fs
+
+    scheme = remote.split("://", 1)[0].lower()
+    extra = {}
+    endpoint = None
+    if scheme == "s3":
+        endpoint = s3_endpoint(endpoint_url)
+        extra = {"connect_timeout": S3_CONNECT_TIMEOUT_S} | ({"endpointurl": endpoint} if endpoint else {})
+    try:
+        cls, conf, fs_path = get_cloud_fs(None, url=remote, **extra)
+        fs = cls(**conf)
+        path = fs.join(fs_path, "files", HASH_NAME)
+    except Exception as err:  # plugin missing, bad URL or option
+        raise RemoteError(f"DVC remote {remote!r} is not usable: {type(err).__name__}: {err}") from None
+    if fs.protocol == "s3":
+        bucket = fs_path.strip("/").split("/", 1)[0]
+        if not bucket:
+            raise RemoteError(f"DVC remote {remote!r} names no bucket; use s3://bucket/prefix")
+        try:
+            fs.fs_args.setdefault("config_kwargs", {})["retries"] = {"max_attempts": S3_ATTEMPTS, "mode": "standard"}
+        except Exception as err:  # credentials options dvc-s3 rejects, e.g. conflicting SSE settings
+            raise RemoteError(f"DVC remote {remote!r} is not usable: {type(err).__name__}: {err}") from None
+        _s3_probe(fs, remote, bucket, endpoint)
+        fs.fs.retries = S3_FS_RETRIES
+        return fs, path
+    try:
+        fs.exists(path)  # touch it now so an unreachable remote fails here, with its name
+    except Exception as err:  # credentials, network: all one message
+        raise RemoteError(f"DVC remote {remote!r} is not usable: {type(err).__name__}: {err}") from None
+    return fs, path
+
+
+def _remote_odb(remote: str, create: bool, endpoint_url: str | None = None):
+    """The remote's md5 object store (`<remote>/files/md5`), checked for reachability.
+
+    endpoint_url: S3-compatible endpoint for s3:// remotes (None: $AWS_ENDPOINT_URL_S3 / $AWS_ENDPOINT_URL)."""
     from dvc_data.hashfile.db import get_odb
 
     if "://" not in remote or remote.startswith("file://"):
@@ -81,24 +174,18 @@ def _remote_odb(remote: str, create: bool):
             raise RemoteError(f"DVC remote {remote!r} does not exist (nothing was pushed there yet?)")
         fs, path = LocalFileSystem(), str(root / "files" / HASH_NAME)
     else:
-        try:
-            from dvc.fs import get_cloud_fs
-
-            cls, conf, fs_path = get_cloud_fs(None, url=remote)
-            fs = cls(**conf)
-            path = fs.join(fs_path, "files", HASH_NAME)
-            fs.exists(path)  # touch it now so an unreachable remote fails here, with its name
-        except Exception as err:  # plugin missing, bad URL, credentials, network: all one message
-            raise RemoteError(f"DVC remote {remote!r} is not usable: {type(err).__name__}: {err}") from None
+        fs, path = _cloud_odb_fs(remote, endpoint_url)
     # "copy" links only: a checkout must never hardlink/symlink workspace files into the remote.
     return get_odb(fs, path, hash_name=HASH_NAME, type=["copy"])
 
 
-def push(dataset_dir: str | Path, remote: str) -> PushResult:
-    """Store the directory's content in the DVC remote; returns its version and what was uploaded."""
+def push(dataset_dir: str | Path, remote: str, endpoint_url: str | None = None) -> PushResult:
+    """Store the directory's content in the DVC remote; returns its version and what was uploaded.
+
+    endpoint_url: S3-compatible endpoint for s3:// remotes (None: $AWS_ENDPOINT_URL_S3 / $AWS_ENDPOINT_URL)."""
     from dvc_data.hashfile.transfer import transfer
 
-    odb = _remote_odb(remote, create=True)
+    odb = _remote_odb(remote, create=True, endpoint_url=endpoint_url)
     staging, meta, tree = _build(odb, dataset_dir, dry_run=False)
     try:
         with _progress(f"pushing to {remote}") as cb:
@@ -122,8 +209,10 @@ def normalise_version(version: str) -> str:
     return version
 
 
-def pull(version: str, remote: str, dest: str | Path, force: bool = False) -> Path:
-    """Restore dataset `version` from the DVC remote into `dest` (created; must be empty unless force)."""
+def pull(version: str, remote: str, dest: str | Path, force: bool = False, endpoint_url: str | None = None) -> Path:
+    """Restore dataset `version` from the DVC remote into `dest` (created; must be empty unless force).
+
+    The restored directory is hashed again and must equal `version`. endpoint_url: as for push."""
     from dvc_data.hashfile.checkout import CheckoutError, checkout
     from dvc_data.hashfile.hash_info import HashInfo
     from dvc_data.hashfile.tree import Tree
@@ -133,17 +222,23 @@ def pull(version: str, remote: str, dest: str | Path, force: bool = False) -> Pa
     dest = Path(dest).resolve()
     if dest.exists() and any(dest.iterdir()) and not force:
         raise ValueError(f"{dest} is not empty; pull into a new directory or pass force=True to overwrite it")
-    odb = _remote_odb(remote, create=False)
+    odb = _remote_odb(remote, create=False, endpoint_url=endpoint_url)
     try:
         tree = Tree.load(odb, HashInfo(HASH_NAME, version))
     except FileNotFoundError:
         raise RemoteError(f"dataset version {version} is not in DVC remote {remote!r}") from None
+    except Exception as err:  # network trouble after the probe, an unreadable listing
+        raise RemoteError(f"cannot read version {version} from DVC remote {remote!r}: "
+                          f"{type(err).__name__}: {err}") from None
     dest.mkdir(parents=True, exist_ok=True)
     try:
         with _progress(f"pulling {version}") as cb:
             checkout(str(dest), LocalFileSystem(), tree, odb, force=True, progress_callback=cb)
     except CheckoutError as err:
         raise RemoteError(f"DVC remote {remote!r} lacks files of version {version}: {err}") from None
+    except Exception as err:  # the connection dropped mid-way, a full disk, ...
+        raise RemoteError(f"pull of {version} from DVC remote {remote!r} into {dest} failed: "
+                          f"{type(err).__name__}: {err}") from None
     got, _, _ = content_hash(dest)
     if got != version:  # a corrupted remote object, or stray files in a forced dest
         raise RemoteError(f"pulled {dest} hashes to {got}, not {version}; the remote {remote!r} may be corrupt")
@@ -151,14 +246,20 @@ def pull(version: str, remote: str, dest: str | Path, force: bool = False) -> Pa
 
 
 def write_dvc_file(path: str | Path, version: str, nfiles: int, size: int, remote: str | None,
-                   out: str = "dataset") -> Path:
-    """A `dvc add`-style `.dvc` file for this version, so a DVC repo can `dvc pull` it into `out/`."""
+                   out: str = "dataset", endpoint_url: str | None = None) -> Path:
+    """A `dvc add`-style `.dvc` file for this version, so a DVC repo can `dvc pull` it into `out/`.
+
+    For an s3:// remote the header also names the endpoint (endpoint_url, else $AWS_ENDPOINT_URL_S3 /
+    $AWS_ENDPOINT_URL) as the `dvc remote modify ... endpointurl` a MinIO user needs."""
     import yaml
 
     path = Path(path)
     header = "# Dataset version written by vidcustom validate. To fetch it into a DVC repository:\n"
     if remote:
         header += f"#   dvc remote add -d vidcustom {remote}\n"
+        endpoint = s3_endpoint(endpoint_url) if remote.startswith("s3://") else None
+        if endpoint:
+            header += f"#   dvc remote modify vidcustom endpointurl {endpoint}\n"
     header += f"#   dvc pull {path.name}\n"
     body = {"outs": [{"md5": version, "size": size, "nfiles": nfiles, "hash": HASH_NAME, "path": out}],
             "meta": {"remote": remote, "written_by": "vidcustom validate"}}

@@ -1,0 +1,71 @@
+"""The interface every synthesis backend implements, and the registry that picks one from the config.
+
+The synthesize step owns everything that is the same for every backend: shards, worker processes,
+resume, the shared filters, the manifest. A backend only plans jobs and turns one job into a sample:
+
+    plan(cfg)      -> [Job]      every sample of the run, in order; a Job is a JSON-able dict with at
+                                 least "sample_id" and "split"; a pure function of the config
+    generate(job)  -> Sample     one (identity image, video, caption) triplet, or raise SampleError to
+                                 drop this job with a reason (recorded, never fatal)
+    fingerprint()  -> dict       what, beyond the job list, changes a sample's bytes (model paths, ...)
+
+Backends are built once per worker process from the run config (`build_backend`), so heavy models
+load once per process, not once per sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+Job = dict[str, Any]
+
+
+class SampleError(ValueError):
+    """This job cannot give a sample (corrupt source video, nothing segmented, ...); the message says why."""
+
+
+@dataclass
+class Sample:
+    """One generated triplet. identity: (H, W, 3) uint8; frames: (T, H, W, 3) uint8 at the model's size."""
+
+    sample_id: str
+    source: str  # "synthetic" | "real"
+    subject_id: str
+    category: str  # "animal" | "active_object" | "static_object"
+    caption: str
+    identity: np.ndarray
+    frames: np.ndarray
+    truth: dict[str, Any] | None = None  # JSON-able ground truth (the sprite spec), kept in ground_truth.jsonl
+    masks: np.ndarray | None = None  # (T, H, W) bool subject masks, kept as shards/NNNN/masks/<id>.npz
+    extra: dict[str, Any] = field(default_factory=dict)  # provenance (source file, clip start, ...) for records
+
+
+class Backend(Protocol):
+    name: str
+
+    def plan(self) -> list[Job]: ...
+
+    def generate(self, job: Job) -> Sample: ...
+
+    def fingerprint(self) -> dict: ...
+
+
+def build_backend(cfg) -> Backend:
+    """The backend `cfg.synthesize.backend` names, configured from the run config."""
+    name = cfg.synthesize.backend
+    if name == "sprites":
+        from .sprites_backend import SpritesBackend
+
+        return SpritesBackend(cfg)
+    if name == "diffusers":
+        from .scale.backend import DiffusersBackend
+
+        return DiffusersBackend(cfg)
+    if name == "ingest":
+        from .ingest import IngestBackend
+
+        return IngestBackend(cfg)
+    raise ValueError(f"synthesize.backend={name!r} is unknown; choose sprites, diffusers or ingest")
