@@ -8,6 +8,13 @@ MANIFEST = "manifest.parquet"
 CATEGORIES = ("animal", "active_object", "static_object")
 SOURCES = ("synthetic", "real")
 SPLITS = ("train", "val")
+# Motions each category can do, for every backend's captions (SUGAR §4: a vase does not dance, but it
+# can slide or float). `synthesize.motions` narrows the set further.
+CATEGORY_MOTIONS: dict[str, tuple[str, ...]] = {
+    "animal": ("walk", "run", "jump"),
+    "active_object": ("run", "jump", "spin", "slide"),
+    "static_object": ("slide", "float", "spin", "zoom"),
+}
 # column -> pandas dtype; the order is the manifest's column order.
 MANIFEST_COLUMNS: dict[str, str] = {
     "sample_id": "string",

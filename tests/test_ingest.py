@@ -9,8 +9,6 @@ slides right inside the central box GrabCut starts from.
 from __future__ import annotations
 
 import json
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -319,19 +317,17 @@ def test_build_segmenter_and_backend(run_config, monkeypatch):
     assert isinstance(build_segmenter(cfg), GrabCutSegmenter)
     assert isinstance(build_backend(cfg), IngestBackend)
 
-    # grounded_sam is imported lazily from synthesize.scale and given its config; stand in for it here.
+    # grounded_sam comes lazily from synthesize.scale with its config and the model cache; stand in for it.
+    import components.synthesize.scale.segment as scale_segment
+
     made = []
 
     class FakeGroundedSam:
-        def __init__(self, scale_cfg):
-            made.append(scale_cfg)
+        def __init__(self, scale_cfg, cache_dir=None):
+            made.append((scale_cfg, cache_dir))
 
-    package = types.ModuleType("components.synthesize.scale")
-    package.__path__ = []
-    module = types.ModuleType("components.synthesize.scale.segment")
-    module.GroundedSamSegmenter = FakeGroundedSam
-    monkeypatch.setitem(sys.modules, "components.synthesize.scale", package)
-    monkeypatch.setitem(sys.modules, "components.synthesize.scale.segment", module)
+    monkeypatch.setattr(scale_segment, "GroundedSamSegmenter", FakeGroundedSam)
     cfg = run_config("synthesize.backend=ingest", "synthesize.ingest.source=.",
                      "synthesize.ingest.segmenter=grounded_sam")
-    assert isinstance(build_segmenter(cfg), FakeGroundedSam) and made == [cfg.synthesize.scale]
+    assert isinstance(build_segmenter(cfg), FakeGroundedSam)
+    assert made == [(cfg.synthesize.scale, cfg.state / "models")]

@@ -113,7 +113,8 @@ def build_segmenter(cfg) -> Segmenter:
         return GrabCutSegmenter()
     if name == "grounded_sam":
         # Lazy: pulls in torch/transformers and loads two models.
+        from .scale.loading import default_cache_dir
         from .scale.segment import GroundedSamSegmenter
 
-        return GroundedSamSegmenter(cfg.synthesize.scale)
+        return GroundedSamSegmenter(cfg.synthesize.scale, default_cache_dir(cfg))
     raise ValueError(f"synthesize.ingest.segmenter={name!r} is unknown; choose grabcut or grounded_sam")

@@ -26,6 +26,8 @@ from typing import Literal
 
 import numpy as np
 
+from components.dataset import CATEGORY_MOTIONS
+
 # Saturated colours with well-separated hues (nearest pair: orange/yellow, ~23 degrees apart).
 PALETTE: dict[str, tuple[int, int, int]] = {
     "red": (230, 30, 30), "orange": (250, 135, 20), "yellow": (240, 215, 30), "green": (30, 190, 40),
@@ -40,12 +42,6 @@ NOUNS: dict[str, str] = {  # noun -> category
     "cat": "animal", "bird": "animal", "fish": "animal",
     "robot": "active_object", "car": "active_object", "ball": "active_object",
     "vase": "static_object", "box": "static_object", "lamp": "static_object",
-}
-# Motions each category can do (the paper's point: a vase does not dance, but it can slide or float).
-CATEGORY_MOTIONS: dict[str, tuple[str, ...]] = {
-    "animal": ("walk", "run", "jump"),
-    "active_object": ("run", "jump", "spin", "slide"),
-    "static_object": ("slide", "float", "spin", "zoom"),
 }
 # walk/run verbs per noun (a bird flies where a cat walks); other motions share verbs across nouns.
 GAIT_VERBS = {"cat": ("walks", "runs"), "bird": ("flies", "darts"), "fish": ("swims", "darts"),

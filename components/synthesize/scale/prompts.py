@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-# Motions each category can plausibly perform (a vase does not walk); intersected with synthesize.motions.
-CATEGORY_MOTIONS: dict[str, tuple[str, ...]] = {
-    "animal": ("walk", "run", "jump"),
-    "active_object": ("spin", "slide", "run"),
-    "static_object": ("slide", "float", "zoom"),
-}
+from components.dataset import CATEGORY_MOTIONS
+
 
 # Third-person phrases; {dir} takes one of the motion's directions.
 MOTION_PHRASES: dict[str, tuple[str, ...]] = {
