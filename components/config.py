@@ -168,7 +168,15 @@ class EvaluateConfig(_Strict):
     num_inference_steps: int | None = None
     baselines: bool = Field(True, description="also score the untrained model and the image-dropped ablation "
                                               "(sprites track; cheap on tiny)")
-    num_sample_videos: int = Field(8, ge=0, description="videos logged to MLflow")
+    num_sample_videos: int = Field(8, ge=0, description="videos logged to MLflow (MP4 and GIF)")
+    benchmark: str = Field("sprites", description="benchmark definition: sprites | sugar_dreambench | "
+                           "videomaker_human | videomaker_object, or a path to a definition YAML")
+    benchmark_images: str | None = Field(None, description="folder of the benchmark's subject images (local or "
+                                         "s3://); required by every benchmark but sprites")
+    paper_metrics: bool = Field(True, description="also compute the METHOD_NOTES §3 metrics (DINO-I, CLIP-I, "
+                                "CLIP-T, text-video, dynamic degree, subject/background/temporal consistency)")
+    guidance_sweep: list[float] = Field(default_factory=list, description="image guidance scales to sweep (text "
+                                        "scale fixed); logs a metric-vs-scale plot; empty = no sweep")
 
 
 class RegisterConfig(_Strict):
@@ -178,6 +186,9 @@ class RegisterConfig(_Strict):
     must_beat: dict[str, str] = Field(
         default_factory=lambda: {"sprites_motion": "baseline_untrained/sprites_motion"},
         description="metric -> another metric of the same evaluation it must exceed")
+    no_regression: list[str] = Field(default_factory=lambda: ["sprites_motion"],
+                                     description="metrics that must not fall below the current champion's")
+    tolerance: float = Field(0.01, ge=0, description="allowed drop below the champion for no_regression metrics")
 
 
 class ExportConfig(_Strict):
@@ -193,6 +204,9 @@ class MlflowConfig(_Strict):
     experiment: str = "vidcustom"
     retries: int = Field(3, ge=1, description="tries to reach a tracking server before failing")
     retry_wait_s: float = Field(2.0, ge=0, description="wait after the first failed try; grows linearly")
+    offline: Literal["buffer", "fail"] = Field(
+        "buffer", description="a tracking server still unreachable after the retries: buffer = log to a local "
+        "store under <state>/mlflow-buffer and upload with `vidcustom mlflow sync` when it is back; fail = stop")
 
 
 class RunConfig(_Strict):

@@ -7,11 +7,12 @@ the endpoint in $AWS_ENDPOINT_URL_S3 / $AWS_ENDPOINT_URL, the same variables bot
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 from pathlib import Path
+
+from components.dataset import file_md5
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +45,17 @@ def _default_cache() -> Path:
     return Path(os.environ.get("VIDCUSTOM_HOME", ".vidcustom")).expanduser().resolve() / "models"
 
 
+def s3_endpoint(endpoint_url: str | None = None) -> str | None:
+    """The S3 endpoint to use: the argument, else $AWS_ENDPOINT_URL_S3, else $AWS_ENDPOINT_URL (None: AWS)."""
+    return endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
 def _s3_client():
     """A boto3 S3 client for $AWS_ENDPOINT_URL_S3 / $AWS_ENDPOINT_URL (None: AWS), with short timeouts."""
     import boto3
     from botocore.config import Config
 
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+    endpoint = s3_endpoint()
     config = Config(connect_timeout=S3_CONNECT_TIMEOUT_S, read_timeout=60,
                     retries={"max_attempts": S3_ATTEMPTS, "mode": "standard"})
     return boto3.session.Session().client("s3", endpoint_url=endpoint, config=config), endpoint
@@ -62,14 +68,6 @@ def _etag(value: str | None) -> str:
 def _is_md5(etag: str) -> bool:
     """A single-part upload's ETag is the content's md5 (multipart ones end in -N)."""
     return len(etag) == 32 and all(c in "0123456789abcdef" for c in etag)
-
-
-def _file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fetch_s3(uri: str, cache_dir: str | Path | None, what: str) -> Path:
@@ -143,7 +141,7 @@ def _fetch_s3(uri: str, cache_dir: str | Path | None, what: str) -> Path:
     fetched = 0
     for key, local, size, etag in objects:
         if local.is_file() and local.stat().st_size == size and (
-                index.get(key) == [size, etag] or (_is_md5(etag) and _file_md5(local) == etag)):
+                index.get(key) == [size, etag] or (_is_md5(etag) and file_md5(local) == etag)):
             index[key] = [size, etag]
             continue
         local.parent.mkdir(parents=True, exist_ok=True)

@@ -164,6 +164,8 @@ class ScoringConfig(_Strict):
 
     dino_path: str | None = Field(None, description="transformers ViTModel folder (DINO ViT-B/16 or S/16)")
     clip_path: str | None = Field(None, description="transformers CLIPModel folder (OpenAI CLIP ViT-B/32)")
+    text_video_path: str | None = Field(None, description="video-text model folder for the text-video score "
+                                        "(transformers X-CLIP); default: CLIP on 8 frames, mean-pooled [RECON]")
     tiny_image_size: int = 32
 
 

@@ -60,6 +60,21 @@ def test_data_pull_restores_a_validated_dataset(tiny_dataset, run_config, tmp_pa
     assert done.value.code == 0
     assert (tmp_path / "restored" / "manifest.parquet").read_bytes() == (tiny_dataset / "manifest.parquet").read_bytes()
 
+    # a failed pull leaves the destination as it was; a forced pull replaces it with exactly the version
+    from components.validate.versioning import RemoteError, content_hash, pull
+
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty"):
+        pull(result.dvc_hash, cfg.dvc_remote(), busy)
+    with pytest.raises(RemoteError, match="not in DVC remote"):
+        pull("0" * 32, cfg.dvc_remote(), busy, force=True)
+    assert [p.name for p in busy.iterdir()] == ["keep.txt"]
+    pull(result.dvc_hash, cfg.dvc_remote(), busy, force=True)
+    assert content_hash(busy)[0] == result.dvc_hash and not (busy / "keep.txt").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".busy")] == []  # no staging left behind
+
 
 def test_serving_rejects_bad_requests():
     from components.serving import encode_png, parse_request

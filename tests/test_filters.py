@@ -46,10 +46,18 @@ def test_top_two_percent_magnitude():
     assert top_magnitude(np.zeros((4, 4, 2))) == 0.0  # fewer than 50 pixels: still the top one
 
 
-def test_static_filter_on_videos():
+def test_static_filter_on_videos(tmp_path):
+    from components.media import read_video, write_video
+
     spec = S.sample_spec(0, S.training_subjects(0, 1)[0], 0, 0, synthetic=False)
     frames, _ = S.render(spec, 32, 32, 8)
     assert static_scores(np.repeat(frames[:1], 8, axis=0)) == (True, 0.0)
+    # a still clip stays still through the codec and sensor-like noise (its noise is not amplified)
+    big, _ = S.render(spec, 96, 96, 8)
+    write_video(tmp_path / "still.mp4", np.repeat(big[:1], 8, axis=0), 8, pix_fmt="yuv420p", crf=28)
+    assert static_scores(read_video(tmp_path / "still.mp4")[0])[0] is True
+    noisy = np.clip(120 + np.random.default_rng(0).normal(0, 1.0, (8, 64, 64, 3)), 0, 255).astype(np.uint8)
+    assert static_scores(noisy)[0] is True
     moving, score = static_scores(frames)
     assert not moving and score > 0.3
     assert static_scores(frames[:1]) == (True, 0.0)

@@ -18,7 +18,8 @@ from components.media import read_image, read_video, write_video  # noqa: E402
 from components.synthesize import sprites as S  # noqa: E402
 from components.synthesize import sprites_scoring as SC  # noqa: E402
 from components.synthesize.filters import apply_filters, flow_score, score_samples  # noqa: E402
-from components.synthesize.synthesize import SHARDS, plan, read_ground_truth, run  # noqa: E402
+from components.synthesize.sprites_backend import plan_specs as plan  # noqa: E402
+from components.synthesize.synthesize import SHARDS, read_ground_truth, run  # noqa: E402
 
 # 4 subjects x 4 samples in shards of 4 -> 4 shards; tiny preset video: 32 x 32, 8 frames, 8 fps.
 SMALL = ["synthesize.num_subjects=4", "synthesize.samples_per_subject=4", "synthesize.shard_size=4",
@@ -197,8 +198,8 @@ def test_motions_suit_their_category_and_move_as_captioned():
         assert not masks[:, 0].any() and not masks[:, -1].any() and not masks[:, :, 0].any()
         if spec.motion.kind == "zoom":
             area = masks.sum(axis=(1, 2))
-            assert (area[-1] > area[0]) == (spec.motion.scale_end > 1) and "camera" in spec.caption \
-                or "viewer" in spec.caption or "distance" in spec.caption
+            assert (area[-1] > area[0]) == (spec.motion.scale_end > 1)
+            assert "camera" in spec.caption or "viewer" in spec.caption or "distance" in spec.caption
         else:
             assert S.DIRECTION_WORDS[spec.motion.direction] in spec.caption
     assert kinds == {c: set(m) for c, m in S.CATEGORY_MOTIONS.items()}

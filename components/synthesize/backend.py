@@ -39,7 +39,7 @@ class Sample:
     identity: np.ndarray
     frames: np.ndarray
     truth: dict[str, Any] | None = None  # JSON-able ground truth (the sprite spec), kept in ground_truth.jsonl
-    masks: np.ndarray | None = None  # (T, H, W) bool subject masks, kept as shards/NNNN/masks/<id>.npz
+    masks: np.ndarray | None = None  # (T, H, W) bool subject masks, kept as shards/NNNN/masks/<id>.png
     extra: dict[str, Any] = field(default_factory=dict)  # provenance (source file, clip start, ...) for records
 
 

@@ -39,17 +39,16 @@ def _contrast_channel(frames: np.ndarray) -> np.ndarray:
     """(T, H, W, 3) uint8 -> (T, H, W) uint8 along the video's first principal colour axis.
 
     Farneback needs one channel; luminance can hide a subject as bright as its background (green on
-    gray), the principal axis of the clip's own colours cannot.
+    gray), the principal axis of the clip's own colours cannot. The projection keeps its natural
+    scale (÷√3 maps any unit axis into 0..255): stretching the clip's range to 0..255 would also
+    amplify codec and sensor noise, and make a still clip look moving to the static filter.
     """
     x = frames.reshape(-1, 3).astype(np.float64)
     x = x - x.mean(axis=0)
     _, vecs = np.linalg.eigh(x.T @ x)
     axis = vecs[:, -1] * np.sign(vecs[np.argmax(np.abs(vecs[:, -1])), -1] or 1.0)  # fixed sign: deterministic
     proj = (frames.astype(np.float64) @ axis)
-    lo, hi = proj.min(), proj.max()
-    if hi - lo < 1e-6:
-        return np.zeros(frames.shape[:3], np.uint8)
-    return np.rint((proj - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+    return np.clip(np.rint((proj - proj.min()) / np.sqrt(3.0)), 0, 255).astype(np.uint8)
 
 
 def contrast_video(frames: np.ndarray) -> np.ndarray:
@@ -91,11 +90,12 @@ SCORE_COLUMNS = (*FILTERS, "static_video")
 
 def score_samples(encoders, identity_images: Sequence[np.ndarray], videos: Sequence[np.ndarray],
                   captions: Sequence[str], batch_size: int = 256, seed: int = 0,
-                  flow_estimator=None) -> dict[str, np.ndarray]:
+                  flow_estimator=None, sample_ids: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """All filter scores for N samples, the frames of all videos encoded together in batches.
 
     identity_images: N x (H, W, 3) uint8; videos: N x (T_i, H_i, W_i, 3) uint8; captions: N strings;
-    encoders: a `model.scoring.ScoringEncoders`. `seed` fixes the random frame pairs; flow_estimator
+    encoders: a `model.scoring.ScoringEncoders`. `seed` and `sample_ids` fix the random frame pairs (per
+    sample, so a score does not depend on the batch or shard it was computed in); flow_estimator
     None = OpenCV (see `static_scores`). Returns {column: (N,)} for SCORE_COLUMNS: float64 scores and
     bool `static_video`.
     """
@@ -128,9 +128,18 @@ def score_samples(encoders, identity_images: Sequence[np.ndarray], videos: Seque
         start += t
         out["clip_text_score"][i] = float((c @ texts[i]).mean())
         out["dino_identity_score"][i] = float((d @ dino_ids[i]).mean())
-        out["frame_consistency"][i] = _consistency(d, np.random.default_rng([seed, i]))
+        key = [seed, i] if sample_ids is None else [seed, *_stable_words(sample_ids[i])]
+        out["frame_consistency"][i] = _consistency(d, np.random.default_rng(key))
         out["static_video"][i], out["flow_score"][i] = static_scores(videos[i], flow_estimator)
     return out
+
+
+def _stable_words(text: str) -> list[int]:
+    """A string as 4 uint32 words (md5), for seeding: stable across processes, unlike hash()."""
+    import hashlib
+
+    digest = hashlib.md5(text.encode()).digest()
+    return [int.from_bytes(digest[k:k + 4], "little") for k in range(0, 16, 4)]
 
 
 def _consistency(feats: torch.Tensor, rng: np.random.Generator) -> float:

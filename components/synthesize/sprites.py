@@ -518,8 +518,11 @@ def _frame(spec: SampleSpec, centre, height: int, width: int, scale: float = 1.0
     bg = background_image(spec.background, height, width)
     texture = spec.video_texture if spec.style is None else None
     colour = spec.video_colour
-    if spec.style == "pixel" and height % PIXEL_BLOCK == 0 and width % PIXEL_BLOCK == 0:
+    if spec.style == "pixel":
         b = PIXEL_BLOCK
+        if height % b or width % b:
+            raise ValueError(f"{spec.sample_id}: pixel-art style needs a frame size divisible by {b}, got "
+                             f"{height}x{width}")
         small, alpha = _draw(spec.subject, colour, (centre[0] / b, centre[1] / b), bg[::b, ::b], height // b,
                              width // b, texture, scale, angle, supersample=1)
         # supersample=1 samples each block at its centre: hard, aliased edges, as pixel art has.

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 import logging
 import multiprocessing
 import shutil
@@ -41,7 +42,7 @@ from .backend import SampleError, build_backend
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 2  # bump when the shard layout or scoring changes, so old shards are not reused
+GENERATOR_VERSION = 3  # bump when the shard layout or scoring changes, so old shards are not reused
 GROUND_TRUTH = "ground_truth.jsonl"
 SUMMARY = "summary.json"
 SHARDS = "shards"
@@ -49,13 +50,6 @@ DONE = "done.json"
 RECORDS = "records.jsonl"
 SCORE_DECIMALS = 6  # scores are rounded so the manifest does not carry float noise
 MAX_LISTED_ERRORS = 50  # dropped jobs listed by id and reason in summary.json
-
-
-def plan(cfg) -> list[tuple[sprites.SampleSpec, str]]:
-    """The sprites backend's samples in order with their split (kept for callers that want specs)."""
-    from .sprites_backend import plan_specs
-
-    return plan_specs(cfg)
 
 
 def fingerprint(cfg, backend) -> str:
@@ -157,7 +151,8 @@ def _make_shard(job: dict) -> tuple[int, int]:
     torch.set_num_threads(1)  # thread count changes float summation order; fix it for determinism
     try:
         scores = score_samples(_WORKER["encoders"], identities, videos, [r["caption"] for r in rows],
-                               seed=(job["seed"] * 100_003 + index) % 2**32, flow_estimator=_WORKER["flow"])
+                               seed=job["seed"] % 2**32, flow_estimator=_WORKER["flow"],
+                               sample_ids=[r["sample_id"] for r in rows])
     finally:
         torch.set_num_threads(previous)
     for k, row in enumerate(rows):
@@ -165,16 +160,23 @@ def _make_shard(job: dict) -> tuple[int, int]:
             row[col] = bool(v[k]) if v.dtype == bool else round(float(v[k]), SCORE_DECIMALS)
     lines = [json.dumps(r, sort_keys=True) for r in rows + failed]
     (shard_dir / RECORDS).write_text("".join(line + "\n" for line in lines))
-    (shard_dir / DONE).write_text(json.dumps({"fingerprint": job["fingerprint"], "samples": len(job["jobs"])}))
+    done = {"fingerprint": job["fingerprint"], "jobs": jobs_hash(job["jobs"]), "samples": len(job["jobs"])}
+    (shard_dir / DONE).write_text(json.dumps(done))
     return index, len(job["jobs"])
 
 
-def _is_done(shard_dir: Path, fp: str, expected: int) -> bool:
+def jobs_hash(jobs: list[dict]) -> str:
+    """Hash of a shard's jobs: a source edit the config cannot see (a caption file, a CSV row) changes it."""
+    return hashlib.sha256(json.dumps(jobs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _is_done(shard_dir: Path, fp: str, jobs: list[dict]) -> bool:
     try:
         done = json.loads((shard_dir / DONE).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return False
-    return done.get("fingerprint") == fp and done.get("samples") == expected and (shard_dir / RECORDS).is_file()
+    return (done.get("fingerprint") == fp and done.get("jobs") == jobs_hash(jobs)
+            and done.get("samples") == len(jobs) and (shard_dir / RECORDS).is_file())
 
 
 # ------------------------------------------------------------------------------------------- run
@@ -195,14 +197,14 @@ def run(output_dir: str | Path, cfg) -> dict:
     jobs = backend.plan()
     if not jobs:
         raise ValueError(f"synthesize.backend={s.backend} planned no samples; check the source and counts")
-    ids = [j["sample_id"] for j in jobs]
-    if len(set(ids)) != len(ids):
-        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+    counts = Counter(j["sample_id"] for j in jobs)
+    if len(counts) != len(jobs):
+        dup = sorted(i for i, c in counts.items() if c > 1)[:5]
         raise ValueError(f"the {s.backend} backend planned duplicate sample ids {dup}")
     fp = fingerprint(cfg, backend)
     shards = [jobs[i:i + s.shard_size] for i in range(0, len(jobs), s.shard_size)]
     _remove_stale_shards(root, len(shards))
-    pending = [i for i, shard in enumerate(shards) if not _is_done(root / SHARDS / f"{i:04d}", fp, len(shard))]
+    pending = [i for i, shard in enumerate(shards) if not _is_done(root / SHARDS / f"{i:04d}", fp, shard)]
     log.info("synthesize (%s): %d jobs in %d shards, %d to generate (fingerprint %s)", s.backend, len(jobs),
              len(shards), len(pending), fp)
 

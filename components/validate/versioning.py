@@ -18,10 +18,13 @@ endpoint, a server that is down or a missing bucket fails in seconds with a Remo
 
 from __future__ import annotations
 
-import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from components.storage import s3_endpoint
 
 HASH_NAME = "md5"
 _VERSION = re.compile(r"^[0-9a-f]{32}\.dir$")
@@ -77,11 +80,6 @@ def content_hash(dataset_dir: str | Path) -> tuple[str, int, int]:
     _, meta, tree = _build(get_odb(MemoryFileSystem(), "/vidcustom-hash-only", hash_name=HASH_NAME),
                            dataset_dir, dry_run=True)
     return tree.hash_info.value, meta.nfiles, meta.size
-
-
-def s3_endpoint(endpoint_url: str | None = None) -> str | None:
-    """The S3 endpoint to use: the argument, else $AWS_ENDPOINT_URL_S3, else $AWS_ENDPOINT_URL (None: AWS)."""
-    return endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
 def _s3_check_hint(endpoint: str | None) -> str:
@@ -210,7 +208,8 @@ def normalise_version(version: str) -> str:
 
 
 def pull(version: str, remote: str, dest: str | Path, force: bool = False, endpoint_url: str | None = None) -> Path:
-    """Restore dataset `version` from the DVC remote into `dest` (created; must be empty unless force).
+    """Restore dataset `version` from the DVC remote into `dest` (created; must be empty unless force,
+    which replaces its content).
 
     The restored directory is hashed again and must equal `version`. endpoint_url: as for push."""
     from dvc_data.hashfile.checkout import CheckoutError, checkout
@@ -230,18 +229,27 @@ def pull(version: str, remote: str, dest: str | Path, force: bool = False, endpo
     except Exception as err:  # network trouble after the probe, an unreadable listing
         raise RemoteError(f"cannot read version {version} from DVC remote {remote!r}: "
                           f"{type(err).__name__}: {err}") from None
-    dest.mkdir(parents=True, exist_ok=True)
+    # Check out into a fresh sibling folder, verify, then move it into place: a failed or corrupt pull
+    # never leaves a half-filled dest, and a forced pull never deletes files it did not bring.
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.pull-", dir=dest.parent))
     try:
-        with _progress(f"pulling {version}") as cb:
-            checkout(str(dest), LocalFileSystem(), tree, odb, force=True, progress_callback=cb)
-    except CheckoutError as err:
-        raise RemoteError(f"DVC remote {remote!r} lacks files of version {version}: {err}") from None
-    except Exception as err:  # the connection dropped mid-way, a full disk, ...
-        raise RemoteError(f"pull of {version} from DVC remote {remote!r} into {dest} failed: "
-                          f"{type(err).__name__}: {err}") from None
-    got, _, _ = content_hash(dest)
-    if got != version:  # a corrupted remote object, or stray files in a forced dest
-        raise RemoteError(f"pulled {dest} hashes to {got}, not {version}; the remote {remote!r} may be corrupt")
+        try:
+            with _progress(f"pulling {version}") as cb:
+                checkout(str(staging), LocalFileSystem(), tree, odb, force=True, progress_callback=cb)
+        except CheckoutError as err:
+            raise RemoteError(f"DVC remote {remote!r} lacks files of version {version}: {err}") from None
+        except Exception as err:  # the connection dropped mid-way, a full disk, ...
+            raise RemoteError(f"pull of {version} from DVC remote {remote!r} into {dest} failed: "
+                              f"{type(err).__name__}: {err}") from None
+        got, _, _ = content_hash(staging)
+        if got != version:  # a corrupted remote object
+            raise RemoteError(f"pulled data hashes to {got}, not {version}; the remote {remote!r} may be corrupt")
+        if dest.exists():
+            shutil.rmtree(dest)  # empty, or force=True
+        staging.rename(dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return dest
 
 
