@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast compile mlflow-ui clean
+.PHONY: demo test test-fast browser compile mlflow-ui clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +18,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/vidcustom run --params params.yaml
 
-test: $(STAMP)
+# The comparison report is checked in headless Chromium (Debian's package); install it when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium for the report test"; \
+	  apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; } || \
+	  echo "could not install chromium (needs root and the Debian mirror): tests/test_compare.py will fail"; }
+
+test: $(STAMP) browser
 	$(BIN)/pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) browser
 	$(BIN)/pytest -q -m "not slow"
 
 compile: $(STAMP)

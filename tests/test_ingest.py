@@ -187,6 +187,71 @@ def test_generate_is_deterministic(tmp_path, ingest_cfg):
     assert IngestBackend(cfg).fingerprint() != fp
 
 
+def test_clips_never_share_a_start(tmp_path, ingest_cfg):
+    make_video(tmp_path / "v.mp4", n=26, fps=24)  # starts 0..2 (frames): 3 possible starts for 4 clips
+    backend = IngestBackend(ingest_cfg(tmp_path, "synthesize.ingest.clips_per_video=4"))
+    starts, errors = [], []
+    for job in backend.plan():
+        try:
+            starts.append(backend.generate(job).extra["clip_start_frame"])
+        except SampleError as err:
+            errors.append(str(err))
+    assert sorted(starts) == [0, 1, 2]  # one clip per start, none repeated under another id
+    assert len(errors) == 1 and "v-c0: v.mp4" in errors[0] and "only 3 possible clip start" in errors[0]
+    assert "clips_per_video=4" in errors[0]
+
+
+# ---------------------------------------------------------------------------------- partial decoding
+def _gop_video(path, frames: np.ndarray, fps: int, gop: int) -> None:
+    """H.264 with a keyframe every `gop` frames and B-frames, so a seek lands mid-video (write_video's has one)."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.options = {"g": str(gop), "keyint_min": str(gop), "bf": "2", "sc_threshold": "0"}
+        for i, frame in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            vf.pts, vf.time_base = i, Fraction(1, fps)
+            container.mux(stream.encode(vf))
+        container.mux(stream.encode())
+
+
+@pytest.mark.parametrize("kind", ["write_video", "keyframe every 6"])
+def test_read_video_frames_equals_read_video(tmp_path, kind):
+    from components.media import probe_video, read_video, read_video_frames
+
+    path = tmp_path / "v.mp4"
+    if kind == "write_video":
+        make_video(path, n=48, fps=24)  # 2 s
+    else:
+        _gop_video(path, source_frames(48)[0], 24, gop=6)
+    assert probe_video(path) == (48, 24.0, 2.0, H0, W0)
+    decoded, _ = read_video(path)
+    for indices in ([0], [0, 3, 6], [13, 16, 19, 22, 25], [30, 30, 31], [47], [40, 12], list(range(48))):
+        np.testing.assert_array_equal(read_video_frames(path, indices), decoded[indices], err_msg=str(indices))
+    small = read_video_frames(path, [20, 21, 21], transform=lambda f: f[::2, ::2])
+    np.testing.assert_array_equal(small, decoded[[20, 21, 21], ::2, ::2])
+
+
+def test_read_video_frames_errors_name_the_file(tmp_path):
+    from components.media import MediaError, probe_video, read_video_frames
+
+    make_video(tmp_path / "v.mp4", n=24, fps=24)
+    with pytest.raises(MediaError, match=r"v.mp4: video ends after frame 23, frame 24 was asked for"):
+        read_video_frames(tmp_path / "v.mp4", [20, 24])
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "cut.mp4").write_bytes((tmp_path / "v.mp4").read_bytes()[:300])
+    (tmp_path / "noise.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    for name, reason in (("none.mp4", "missing"), ("empty.mp4", "empty"), ("cut.mp4", "cannot decode"),
+                         ("noise.mp4", "cannot decode")):
+        for read in (probe_video, lambda p: read_video_frames(p, [0])):
+            with pytest.raises(MediaError, match=rf"{name}: .*{reason}"):
+                read(tmp_path / name)
+
+
 # -------------------------------------------------------------------------------------------- failures
 @pytest.fixture
 def bad_source(tmp_path):
@@ -229,6 +294,34 @@ def test_bad_rows_are_sample_errors_naming_sample_and_file(bad_source, ingest_cf
     message = str(err.value)
     assert sample_id in message and file in message and reason in message and "videos.csv line" in message
     assert backend.generate(jobs["good-c0"]).frames.shape == (8, 32, 32, 3)  # the bad row cost nothing else
+
+
+def test_ingest_through_the_synthesize_step(bad_source, ingest_cfg, tmp_path):
+    """The real step: the good clip is in the manifest, the corrupt one is a failed job named relative to the
+    source, nothing in the dataset names the source's location, and a re-run reuses every shard."""
+    import pandas as pd
+
+    from components.dataset import MANIFEST
+    from components.synthesize.synthesize import GROUND_TRUTH, SUMMARY, run
+
+    _, root = bad_source
+    write_csv(root / "two.csv", [["good.mp4", "a red ball rolls right"], ["corrupt.mp4", "a ball"]])
+    # No filter may drop the good clip: this test is about ingestion, not scoring.
+    cfg = ingest_cfg(root / "two.csv", "synthesize.shard_size=2", "synthesize.workers=1", "synthesize.val_fraction=0",
+                     "synthesize.min_flow_score=-1", "synthesize.drop_static=false")
+    out = tmp_path / "dataset"
+    summary = run(out, cfg)
+    manifest = pd.read_parquet(out / MANIFEST)
+    assert list(manifest.sample_id) == ["good-c0"] and list(manifest.source) == ["real"]
+    (failed,) = summary["failed_jobs"]
+    assert failed["sample_id"] == "corrupt-c0"
+    assert failed["error"].startswith("corrupt-c0: corrupt.mp4: cannot decode video")
+    assert "two.csv line 3" in failed["error"]
+    assert not (out / GROUND_TRUTH).exists()  # real videos have no ground truth
+    for text in [(out / SUMMARY).read_text(), *(p.read_text() for p in out.glob("shards/*/records.jsonl"))]:
+        assert str(tmp_path) not in text  # the source's mount point is no part of the dataset
+    again = run(out, cfg)
+    assert again["shards_generated"] == 0 and again["shards_skipped"] == summary["shards_total"] == 1
 
 
 def test_duplicate_ids_long_captions_and_categories(bad_source, ingest_cfg):

@@ -345,6 +345,61 @@ def test_backend_end_to_end_is_deterministic(tiny_models, run_config, tmp_path):
     assert json.loads(json.dumps(fp)) == fp and fp["models"]["i2v_path"] == str(tiny_models["i2v_path"])
 
 
+def test_identity_is_segmented_first_and_centred(tiny_models, run_config, tmp_path):
+    """A subject Grounded SAM cannot find drops the job before any diffusion stage runs; a found one is
+    centred on white (common.subject_on_white, as the ingest backend's identities)."""
+    from components.synthesize.backend import SampleError
+    from components.synthesize.scale.backend import DiffusersBackend
+
+    csv = _subject_csv(tmp_path, [("a.png", "cat", "animal")], {"a.png": (32, 32)})
+    backend = DiffusersBackend(run_config(*_overrides(
+        tiny_models, "t2i_path", "detector_path", "sam_path", scale__subjects=csv, samples_per_subject=1,
+        synthetic_fraction=1.0, val_fraction=0.0)))
+    (job,) = backend.plan()
+    assert job["t2i_prompt"] is not None  # every stage would run
+    ran = []
+
+    def stage(name):
+        def call(*args, **kwargs):
+            ran.append(name)
+            raise AssertionError(f"{name} ran before the identity was segmented")
+        return call
+
+    def nothing_found(image, noun):
+        raise SampleError(f"Grounded SAM: no {noun!r} detected above detection_threshold=1.0")
+
+    backend.t2i, backend.outpaint, backend.i2v = stage("t2i"), stage("outpaint"), stage("i2v")
+    backend.segmenter = nothing_found
+    with pytest.raises(SampleError, match="no 'cat' detected"):
+        backend.generate(job)
+    assert ran == []
+
+    def corner(image, noun):
+        mask = np.zeros(image.shape[:2], bool)
+        mask[:8, :8] = True
+        return mask
+
+    backend.segmenter = corner
+    identity = backend.identity(np.full((H, W, 3), 100, np.uint8), "cat")
+    ys, xs = np.nonzero((identity != 255).any(axis=-1))
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (12, 19, 12, 19)  # the 8 x 8 corner, centred
+    assert (identity[12:20, 12:20] == 100).all()
+
+
+def test_subject_file_errors_name_it_relative_to_the_subjects_folder(tiny_models, run_config, tmp_path):
+    from components.synthesize.backend import SampleError
+    from components.synthesize.scale.backend import DiffusersBackend
+
+    csv = _subject_csv(tmp_path, [("a.png", "cat", "animal")], {"a.png": (16, 16)})
+    backend = DiffusersBackend(run_config(*_overrides(tiny_models, scale__subjects=csv, samples_per_subject=1)))
+    (job,) = backend.plan()
+    assert job["subject"]["name"] == "a.png"
+    (tmp_path / "subjects" / "a.png").write_bytes(b"not a png")
+    with pytest.raises(SampleError) as err:
+        backend.generate(job)
+    assert "a.png" in str(err.value) and str(tmp_path) not in str(err.value)
+
+
 def test_sprite_subjects_without_optional_stages(tiny_models, run_config):
     from components.synthesize.scale.backend import DiffusersBackend
 

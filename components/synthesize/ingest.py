@@ -11,28 +11,37 @@ Source (`synthesize.ingest.source`):
              the CSV's folder and refused if they escape it
 
 plan() reads only the source listing (and the caption files): no video is opened, so it stays cheap
-for millions of rows. Everything that can be wrong with one row (missing or corrupt file, empty or
-over-long caption, unknown category, too short, nothing segmented) surfaces in generate() as a
-SampleError naming the sample and the file, so one bad row drops one sample and nothing else.
-Problems with the source as a whole (no source, no videos, no caption column, paths escaping the
-root, duplicate sample ids) are ValueErrors at plan time.
+for millions of rows. generate() reads a video's headers to choose the clip, then decodes only that
+clip (from the keyframe before it), resizing each frame as it is decoded: a clip of a long 1080p video
+never holds more than one full-size frame. Everything that can be wrong with one row (missing or
+corrupt file, empty or over-long caption, unknown category, too short, more clips than the video has
+starts for, nothing segmented) surfaces in generate() as a SampleError naming the sample and the
+file, so one bad row drops one sample and nothing else. Problems with the source as a whole (no
+source, no videos, no caption column, paths escaping the root, duplicate sample ids) are ValueErrors
+at plan time.
 
 Sample ids are `<relative path without extension, sanitised>-c<clip>`: stable across runs and
 independent of row order, so adding a video never renames (or reseeds) another one's samples.
+Messages name files relative to the source root (never by absolute path): they are recorded in the
+dataset, and the same source mounted elsewhere must give the same dataset.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from .backend import Job, Sample, SampleError
+from .common import subject_on_white, val_subject_indices
 
-INGEST_VERSION = 1  # bump when clip choice, resampling, cropping or GrabCut changes: old shards are not reused
+# Bump when clip choice, resampling, cropping, GrabCut or recorded messages change: old shards are not reused.
+# 2: relative paths in messages, clips with an empty start window refused, the shared val-split rule.
+INGEST_VERSION = 2
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv")
 CATEGORIES = ("animal", "active_object", "static_object")
 CSV_COLUMNS = ("video", "caption")
@@ -55,7 +64,6 @@ class IngestBackend:
     def __init__(self, cfg):
         self.cfg = cfg
         self._segmenter = None  # built on first generate: planning in the parent process loads no model
-        self._decoded: tuple | None = None  # (key, frames, fps): the clips of one video decode it once
         self._jobs: list[Job] | None = None
 
     # ---------------------------------------------------------------------------------------- source
@@ -109,7 +117,8 @@ class IngestBackend:
                 jobs.append({"sample_id": sid, "video": row["video"], "caption": row["caption"],
                              "subject_id": row["subject_id"], "category": row["category"], "noun": row["noun"],
                              "clip": clip, "origin": row["origin"]})
-        val = _val_subjects(sorted({j["subject_id"] for j in jobs}), s.seed, s.val_fraction)
+        subjects = sorted({j["subject_id"] for j in jobs})
+        val = {subjects[i] for i in val_subject_indices(s.seed, len(subjects), s.val_fraction)}
         for job in jobs:
             job["split"] = "val" if job["subject_id"] in val else "train"
         self._jobs = jobs
@@ -150,9 +159,9 @@ class IngestBackend:
         source fps and frame count, clip start (seconds and source frame), identity frame index (into
         the output clip), segmented area.
         """
-        from components.media import MediaError, read_video
+        from components.media import MediaError, probe_video, read_video_frames
 
-        from .sprites import _cut_out, seeded_rng
+        from .common import seeded_rng
 
         m, ingest = self.cfg.model, self.cfg.synthesize.ingest
         sid, video = job["sample_id"], job["video"]
@@ -166,16 +175,20 @@ class IngestBackend:
         _, root = self._source()
         path = root / rel
         try:
-            src, src_fps = self._read(path, read_video)
+            n_src, src_fps, _, _, _ = probe_video(path)  # headers only: which clip, before decoding anything
         except MediaError as err:
-            raise SampleError(f"{sid}: {err} ({job['origin']})") from None
+            raise SampleError(f"{sid}: {_relative_message(str(err), path, root, video)} ({job['origin']})") from None
         if not src_fps > 0:
             raise SampleError(f"{where}: frame rate unknown; re-mux the file with a frame rate")
 
         rng = seeded_rng([self.cfg.synthesize.seed, 31, _stable_int(sid)])
-        start, indices = _clip_indices(len(src), src_fps, m.fps, m.num_frames, job["clip"], ingest.clips_per_video,
+        start, indices = _clip_indices(n_src, src_fps, m.fps, m.num_frames, job["clip"], ingest.clips_per_video,
                                        rng, where)
-        frames = _crop_resize(src[indices], m.height, m.width)
+        try:
+            # Only the clip's frames are decoded, each cropped and resized as it comes.
+            frames = read_video_frames(path, indices, transform=lambda f: _crop_resize(f, m.height, m.width))
+        except MediaError as err:
+            raise SampleError(f"{sid}: {_relative_message(str(err), path, root, video)} ({job['origin']})") from None
         t = int(rng.integers(m.num_frames))
         try:
             mask = np.asarray(self.segmenter(frames[t], job["noun"]), bool)
@@ -190,26 +203,11 @@ class IngestBackend:
                               f"synthesize.ingest.min_subject_area {ingest.min_subject_area:.2%})")
         return Sample(
             sample_id=sid, source="real", subject_id=job["subject_id"], category=job["category"], caption=caption,
-            identity=_cut_out(frames[t], mask), frames=frames, truth=None, masks=None,
+            identity=subject_on_white(frames[t], mask), frames=frames, truth=None, masks=None,
             extra={"source_file": video, "source_origin": job["origin"], "source_fps": round(src_fps, 6),
-                   "source_frames": int(len(src)), "clip_index": int(job["clip"]),
+                   "source_frames": int(n_src), "clip_index": int(job["clip"]),
                    "clip_start_s": round(start / src_fps, 6), "clip_start_frame": int(start),
                    "identity_frame": t, "subject_area": round(area, 6), "segmenter": ingest.segmenter})
-
-    def _read(self, path: Path, read_video) -> tuple[np.ndarray, float]:
-        """Decode `path`, reusing the last decode when it is the same unchanged file (consecutive clips)."""
-        try:
-            st = path.stat()
-            key = (str(path), st.st_size, st.st_mtime_ns)
-        except OSError:
-            key = None  # missing: read_video names the problem
-        if key is not None and self._decoded is not None and self._decoded[0] == key:
-            return self._decoded[1], self._decoded[2]
-        self._decoded = None  # free the previous video before decoding the next
-        frames, fps = read_video(path)
-        if key is not None:
-            self._decoded = (key, frames, fps)
-        return frames, fps
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -287,15 +285,14 @@ def _video_id(video: str) -> str:
     return safe
 
 
-def _val_subjects(subjects: list[str], seed: int, fraction: float) -> set[str]:
-    """The validation subjects: round(n * fraction), at least 1 when asked for and never all."""
-    from .sprites import seeded_rng
-
-    n_val = round(len(subjects) * fraction)
-    if fraction > 0:
-        n_val = min(max(n_val, 1), len(subjects) - 1)
-    order = seeded_rng([seed, 30]).permutation(len(subjects))
-    return {subjects[i] for i in order[:max(n_val, 0)]}
+def _relative_message(text: str, path: Path, root: Path, rel: str) -> str:
+    """`text` (a MediaError's, which names `path` and may quote it again in a decoder error) with the file
+    named `rel`, relative to the source root, and any other path under the root made relative too."""
+    for name in sorted({str(path), str(path.absolute()), str(path.resolve())}, key=len, reverse=True):
+        text = text.replace(name, rel)
+    for base in sorted({str(root.absolute()), str(root.resolve())}, key=len, reverse=True):
+        text = text.replace(base.rstrip(os.sep) + os.sep, "")
+    return text
 
 
 def _stable_int(text: str) -> int:
@@ -321,36 +318,39 @@ def _clip_indices(n_src: int, src_fps: float, fps: int, num_frames: int, clip: i
 
     Output frame k shows the source frame on screen at time start + k / fps (floor: the frame whose
     interval contains that time). The possible starts [0, last] are split into `clips` equal windows and
-    clip k starts at a seeded random frame of window k, so the clips spread over the whole video.
+    clip k starts at a seeded random frame of window k, so the clips spread over the whole video and
+    never share a start; SampleError for a clip whose window is empty (more clips than starts).
     """
     duration, need = n_src / src_fps, num_frames / fps
     last = int(np.floor(n_src - num_frames * src_fps / fps + 1e-6))  # latest start frame that fits the clip
     if last < 0:
         raise SampleError(f"{where}: too short: {duration:.2f} s, need {need:.2f} s ({num_frames} frames at "
                           f"{fps} fps)")
-    lo = clip * (last + 1) // clips
-    hi = max((clip + 1) * (last + 1) // clips - 1, lo)
-    start = int(rng.integers(lo, min(hi, last) + 1))
+    lo, hi = clip * (last + 1) // clips, (clip + 1) * (last + 1) // clips  # window [lo, hi)
+    if hi <= lo:
+        # More clips than possible starts: this clip would repeat another's start, an identical sample
+        # under another id.
+        raise SampleError(f"{where}: clip {clip} of {clips}: the video has only {last + 1} possible clip start(s) "
+                          f"({duration:.2f} s, clips of {need:.2f} s), fewer than synthesize.ingest.clips_per_video="
+                          f"{clips}; lower clips_per_video, or expect this clip to be skipped")
+    start = int(rng.integers(lo, hi))
     # 1e-6: k * src_fps / fps is an exact integer in exact arithmetic whenever the rates divide.
     offsets = np.floor(np.arange(num_frames) * (src_fps / fps) + 1e-6).astype(np.int64)
     return start, np.minimum(start + offsets, n_src - 1)
 
 
-def _crop_resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(T, h, w, 3) -> (T, height, width, 3) uint8: centre crop to the target aspect, then area resize."""
+def _crop_resize(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(h, w, 3) -> (height, width, 3) uint8: centre crop to the target aspect, then area resize."""
     import cv2
 
-    h, w = frames.shape[1:3]
+    h, w = frame.shape[:2]
     if w * height > h * width:  # too wide: crop the sides
         cw = max(1, round(h * width / height))
         x0 = (w - cw) // 2
-        frames = frames[:, :, x0:x0 + cw]
+        frame = frame[:, x0:x0 + cw]
     elif w * height < h * width:  # too tall: crop top and bottom
         ch = max(1, round(w * height / width))
         y0 = (h - ch) // 2
-        frames = frames[:, y0:y0 + ch]
-    out = np.empty((len(frames), height, width, 3), np.uint8)
-    for i, frame in enumerate(frames):
-        # INTER_AREA averages the source pixels under each output pixel: no aliasing when shrinking.
-        out[i] = cv2.resize(np.ascontiguousarray(frame), (width, height), interpolation=cv2.INTER_AREA)
-    return out
+        frame = frame[y0:y0 + ch]
+    # INTER_AREA averages the source pixels under each output pixel: no aliasing when shrinking.
+    return cv2.resize(np.ascontiguousarray(frame), (width, height), interpolation=cv2.INTER_AREA)

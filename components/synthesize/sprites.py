@@ -28,6 +28,8 @@ import numpy as np
 
 from components.dataset import CATEGORY_MOTIONS
 
+from .common import article, seeded_rng, subject_on_white
+
 # Saturated colours with well-separated hues (nearest pair: orange/yellow, ~23 degrees apart).
 PALETTE: dict[str, tuple[int, int, int]] = {
     "red": (230, 30, 30), "orange": (250, 135, 20), "yellow": (240, 215, 30), "green": (30, 190, 40),
@@ -162,11 +164,6 @@ def spec_from_dict(data: dict) -> SampleSpec:
 
 
 # ----------------------------------------------------------------------------------------- subjects
-def seeded_rng(keys: list[int]) -> np.random.Generator:
-    """A generator for a tuple of integer keys; negative seeds are folded (SeedSequence refuses them)."""
-    return np.random.default_rng([int(k) % 2**32 for k in keys])
-
-
 Combo = tuple[str, str, str, str]  # (noun, shape, colour, texture)
 
 
@@ -209,24 +206,20 @@ SCENE_PHRASES = ("on a {bg}", "in front of a {bg}")
 ORDERS = ("{s} {m} {b}", "{b}, {s} {m}", "{s} {m}, {b}")
 
 
-def _article(word: str) -> str:
-    return "an" if word[0] in "aeiou" else "a"
-
-
 def _subject_phrase(subject: Subject, change: str | None, new: str | None, colour: str, variant: int) -> str:
     noun = subject.noun
     own = f"{colour} {noun}".strip()
     if change == "colour":
-        options = (f"the {noun}, now in {new},", f"{_article(new)} {new} version of the {noun}",
+        options = (f"the {noun}, now in {new},", f"{article(new)} {new} version of the {noun}",
                    f"the {noun}, turned {new},")
     elif change == "texture":
-        options = (f"the {own}, now {TEXTURE_WORDS[new]},", f"{_article(own)} {own} {TEXTURE_WORDS[new]}")
+        options = (f"the {own}, now {TEXTURE_WORDS[new]},", f"{article(own)} {own} {TEXTURE_WORDS[new]}")
     elif change == "sketch":
         options = (f"a pencil sketch of the {own}, which", f"the {own}, drawn as an outline sketch,")
     elif change == "pixel":
         options = (f"a pixel-art {own}", f"the {own} in a retro pixel-art style")
     else:
-        options = (f"{_article(own)} {own}", f"the {own}")
+        options = (f"{article(own)} {own}", f"the {own}")
     return options[variant % len(options)]
 
 
@@ -548,19 +541,6 @@ def render(spec: SampleSpec, height: int, width: int, num_frames: int) -> tuple[
     return frames, masks
 
 
-def _cut_out(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The masked pixels moved to the image centre on white; (H, W, 3) uint8."""
-    h, w = mask.shape
-    out = np.full_like(frame, 255)
-    ys, xs = np.nonzero(mask)
-    if len(ys) == 0:
-        return out
-    dy = h // 2 - (ys.min() + ys.max() + 1) // 2
-    dx = w // 2 - (xs.min() + xs.max() + 1) // 2
-    out[ys + dy, xs + dx] = frame[ys, xs]
-    return out
-
-
 def identity_image(spec: SampleSpec, height: int, width: int, num_frames: int, frames: np.ndarray | None = None,
                    masks: np.ndarray | None = None) -> np.ndarray:
     """(H, W, 3) uint8: the original subject, segmented, centred on white.
@@ -573,12 +553,12 @@ def identity_image(spec: SampleSpec, height: int, width: int, num_frames: int, f
         if frames is None or masks is None:
             frames, masks = render(spec, height, width, num_frames)
         t = min(int(spec.identity_frame * len(frames)), len(frames) - 1)
-        return _cut_out(frames[t], masks[t])
+        return subject_on_white(frames[t], masks[t])
     white = background_image("white", height, width)
     img, alpha = _draw(spec.subject, spec.subject.colour, (width / 2, height / 2), white, height, width,
                        spec.subject.texture)
     frame = np.clip(np.rint(img), 0, 255).astype(np.uint8)
-    return _cut_out(frame, alpha >= 0.5)
+    return subject_on_white(frame, alpha >= 0.5)
 
 
 def generate(spec: SampleSpec, height: int, width: int, num_frames: int) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import sprites
 from .backend import Job, Sample
+from .common import synthetic_indices, val_subject_indices
 
 
 def plan_specs(cfg) -> list[tuple[sprites.SampleSpec, str]]:
@@ -12,8 +13,8 @@ def plan_specs(cfg) -> list[tuple[sprites.SampleSpec, str]]:
     subjects = sprites.training_subjects(s.seed, s.num_subjects, s.subject_size)
     total = s.num_subjects * s.samples_per_subject
     # Exactly round(total * fraction) synthetic samples, spread over subjects by a seeded permutation.
-    synthetic = set(sprites.seeded_rng([s.seed, 10]).permutation(total)[:round(total * s.synthetic_fraction)])
-    val = val_subjects(s.seed, s.num_subjects, s.val_fraction)
+    synthetic = synthetic_indices(s.seed, total, round(total * s.synthetic_fraction))
+    val = val_subject_indices(s.seed, s.num_subjects, s.val_fraction)
     out = []
     for i, subject in enumerate(subjects):
         for j in range(s.samples_per_subject):
@@ -21,14 +22,6 @@ def plan_specs(cfg) -> list[tuple[sprites.SampleSpec, str]]:
                                       s.caption_colour, s.motions, s.changes)
             out.append((spec, "val" if i in val else "train"))
     return out
-
-
-def val_subjects(seed: int, n_subjects: int, val_fraction: float) -> set[int]:
-    """Indices of the subjects in the val split: a seeded choice; never empty when asked for, never all."""
-    n_val = round(n_subjects * val_fraction)
-    if val_fraction > 0:
-        n_val = min(max(n_val, 1), n_subjects - 1)
-    return set(sprites.seeded_rng([seed, 11]).permutation(n_subjects)[:n_val].tolist())
 
 
 class SpritesBackend:

@@ -2,7 +2,8 @@
 
 For one job: subject image -> [text-to-image: one attribute change, synthetic samples only] -> outpaint to
 the video frame -> image-to-video with the caption. The identity image is the unchanged subject, segmented
-by Grounded SAM onto white when `detector_path` and `sam_path` are set, else the subject image itself.
+by Grounded SAM and centred on white when `detector_path` and `sam_path` are set, else the subject image
+itself. It is made first: a subject Grounded SAM cannot find drops the job before the expensive stages run.
 
 Real-like samples (1 - synthetic_fraction of them) skip the text-to-image step, so the video shows the
 subject as it is; synthetic ones change one attribute (colour, texture, style or background) and say so in
@@ -19,6 +20,7 @@ import logging
 import numpy as np
 
 from components.synthesize.backend import Job, Sample
+from components.synthesize.common import subject_on_white, synthetic_indices, val_subject_indices
 
 from . import prompts
 from .i2v import ImageToVideo
@@ -29,7 +31,9 @@ from .t2i import SubjectDrivenT2I
 
 log = logging.getLogger(__name__)
 
-VERSION = 1  # bump when a stage's use of its model changes, so the step does not reuse old shards
+# Bump when a stage's use of its model changes, so the step does not reuse old shards.
+# 2: the segmented identity is centred on white (common.subject_on_white).
+VERSION = 2
 MODEL_FIELDS = ("t2i_path", "outpaint_path", "i2v_path", "detector_path", "sam_path")
 WHITE = (255, 255, 255)
 
@@ -62,7 +66,7 @@ class DiffusersBackend:
     # ------------------------------------------------------------------------------------------ plan
     def plan(self) -> list[Job]:
         """Every job in order: subjects x samples_per_subject, split by subject (val subjects never train)."""
-        from components.synthesize.sprites import seeded_rng
+        from components.synthesize.common import seeded_rng
 
         s = self.cfg.synthesize
         subjects = load_subjects(self.cfg, self.cache_dir)
@@ -73,11 +77,8 @@ class DiffusersBackend:
             log.warning("synthesize.scale.t2i_path is unset: no attribute changes, all %d samples are real-like "
                         "(synthetic_fraction=%s asked for some)", total, s.synthetic_fraction)
         # The same seeded choices as the sprites plan: exact synthetic count, spread over subjects.
-        synthetic = set(seeded_rng([s.seed, 10]).permutation(total)[:n_synthetic].tolist())
-        n_val = round(n_subjects * s.val_fraction)
-        if s.val_fraction > 0:
-            n_val = min(max(n_val, 1), n_subjects - 1)  # a requested val split is never empty, train never is
-        val = set(seeded_rng([s.seed, 11]).permutation(n_subjects)[:n_val].tolist())
+        synthetic = synthetic_indices(s.seed, total, n_synthetic)
+        val = val_subject_indices(s.seed, n_subjects, s.val_fraction)
         jobs = []
         for i, subject in enumerate(subjects):
             for j in range(s.samples_per_subject):
@@ -96,6 +97,8 @@ class DiffusersBackend:
         h, w, t = m.height, m.width, m.num_frames
         subject = job["subject"]
         source_image = subject_image(subject, h, w)  # (h', w', 3) fitting (H, W), sides multiples of 8
+        # First: a subject Grounded SAM does not find drops the job (SampleError) before the diffusion stages.
+        identity = self.identity(source_image, subject["noun"])
         image = source_image
         if job["t2i_prompt"] is not None:
             if self.t2i is None:
@@ -106,16 +109,14 @@ class DiffusersBackend:
         frames = self.i2v(first, job["caption"], t, seeded_generator(seed, job["index"], 3))
         return Sample(sample_id=job["sample_id"], source=job["source"], subject_id=subject["subject_id"],
                       category=subject["category"], caption=job["caption"],
-                      identity=self.identity(source_image, subject["noun"]), frames=frames,
-                      extra={"subject_image": subject["image"], "motion": job["motion"],
+                      identity=identity, frames=frames,
+                      extra={"subject_image": subject.get("name"), "motion": job["motion"],
                              "direction": job["direction"], "change": job["change"], "value": job["value"],
                              "t2i_prompt": job["t2i_prompt"]})
 
     def identity(self, image: np.ndarray, noun: str) -> np.ndarray:
         """The unchanged subject on white at the model's size (H, W, 3) uint8; SampleError if not segmented."""
         if self.segmenter is not None:
-            from .segment import subject_on_white
-
             image = subject_on_white(image, self.segmenter(image, noun))
         return letterbox(image, self.cfg.model.height, self.cfg.model.width, WHITE)[0]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from components.dataset import CATEGORY_MOTIONS
+from components.synthesize.common import article
 
 
 # Third-person phrases; {dir} takes one of the motion's directions.
@@ -62,10 +63,6 @@ T2I_TEMPLATES: dict[str, tuple[str, ...]] = {
     "style": ("{subject} in {value} style", "the {noun}, drawn in {value} style"),
     "background": ("a photo of the {noun} {value}", "the {noun} {value}"),
 }
-
-
-def article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def category_motions(category: str, allowed: tuple[str, ...]) -> tuple[str, ...]:

@@ -97,7 +97,3 @@ class GroundedSamSegmenter:
             raise SampleError(f"Grounded SAM: the {noun!r} box {[round(v, 1) for v in box]} gives an empty mask")
         return mask
 
-
-def subject_on_white(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 with everything outside the (H, W) bool mask white: an identity image."""
-    return np.where(mask[..., None], image, np.uint8(255)).astype(np.uint8)

@@ -23,29 +23,44 @@ CSV_COLUMNS = ("image", "noun", "category")
 
 
 def load_subjects(cfg, cache_dir: str | Path | None = None) -> list[dict]:
-    """[{"subject_id", "noun", "category", "image": absolute path | None, "sprite": sprite Subject dict | None}]."""
+    """[{"subject_id", "noun", "category", "image": absolute path | None, "name": path relative to the subjects
+    folder (the CSV's folder) | None, "sprite": sprite Subject dict | None}].
+
+    Messages and sample records use "name", so they do not depend on where the subjects are mounted.
+    """
     s = cfg.synthesize
     if s.scale.subjects is None:
         from components.synthesize import sprites
 
         return [{"subject_id": sub.subject_id, "noun": sub.noun, "category": sub.category, "image": None,
-                 "sprite": dataclasses.asdict(sub)}
+                 "name": None, "sprite": dataclasses.asdict(sub)}
                 for sub in sprites.training_subjects(s.seed, s.num_subjects, s.subject_size)]
 
     from components.storage import local_path
 
     root = local_path(s.scale.subjects, s.scale.cache_dir or cache_dir, what="synthesize.scale.subjects")
     if root.is_file() and root.suffix.lower() == ".csv":
-        found = _from_csv(root)
+        found, base = _from_csv(root), root.parent
     elif root.is_dir():
-        found = _from_folder(root)
+        found, base = _from_folder(root), root
     else:
         raise ValueError(f"synthesize.scale.subjects={s.scale.subjects!r} is neither a .csv file nor a folder of "
                          "<category>/<noun>/*.png")
     if not found:
         raise ValueError(f"synthesize.scale.subjects={s.scale.subjects!r} lists no subject images")
-    return [{"subject_id": f"sub{i:04d}", "noun": noun, "category": category, "image": str(path), "sprite": None}
+    return [{"subject_id": f"sub{i:04d}", "noun": noun, "category": category, "image": str(path),
+             "name": _relative_name(path, base), "sprite": None}
             for i, (path, noun, category) in enumerate(found[:s.num_subjects])]
+
+
+def _relative_name(path: Path, base: Path) -> str:
+    """`path` relative to the subjects folder (CSV paths come resolved, so try the resolved folder too)."""
+    for root in (base, base.resolve()):
+        try:
+            return path.relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return path.name
 
 
 def _from_csv(path: Path) -> list[tuple[Path, str, str]]:
@@ -106,6 +121,8 @@ def subject_image(subject: dict, height: int, width: int) -> np.ndarray:
     try:
         image = read_image(subject["image"])
     except MediaError as err:
-        raise SampleError(f"subject {subject['subject_id']}: {err}") from None
+        name = subject.get("name") or Path(subject["image"]).name
+        # The subjects folder's location is no part of the dataset: name the file relative to it.
+        raise SampleError(f"subject {subject['subject_id']}: {str(err).replace(subject['image'], name)}") from None
     h, w = fit_size(image.shape[0], image.shape[1], height, width, multiple=8)
     return resize(image, h, w)
