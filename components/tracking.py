@@ -2,10 +2,19 @@
 
 Steps write their results to local files first and log them afterwards, so a dead tracking server
 costs a retry, not the results.
+
+Runs of one pipeline execution hang under one parent run: `step_run` finds it in the experiment by
+the `vidcustom.pipeline_run` tag (tag `vidcustom.step` = "pipeline") or creates it, so steps in
+separate processes (kfp.local subprocesses, pods) share it. A step run on its own has no parent.
+
+A tracking server still unreachable after `mlflow.retries` tries either stops the step
+(`mlflow.offline=fail`) or, by default, sends the step's run to a local buffer store under
+<state>/mlflow-buffer (see components/tracking_buffer.py) for `vidcustom mlflow sync` to upload later.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import time
@@ -14,7 +23,22 @@ from pathlib import Path
 
 from .config import RunConfig
 
+log = logging.getLogger(__name__)
+
 PIPELINE_RUN_TAG = "vidcustom.pipeline_run"
+PIPELINE_RUN_ENV = "VIDCUSTOM_PIPELINE_RUN"
+STEP_TAG = "vidcustom.step"
+PIPELINE_STEP = "pipeline"  # the STEP_TAG value of a pipeline's parent run
+PARENT_TAG = "mlflow.parentRunId"
+OFFLINE_MEMORY_S = 30.0  # a server this process found dead this recently gets one try, not mlflow.retries
+
+_offline_since: dict[str, float] = {}  # tracking URI -> when this process last found it unreachable
+
+
+class TrackingServerUnreachable(RuntimeError):
+    def __init__(self, uri: str, tries: int, last: BaseException | None):
+        self.uri, self.tries, self.last = uri, tries, last
+        super().__init__(f"MLflow tracking server {uri} is unreachable after {tries} tries ({last})")
 
 
 def git_commit() -> str:
@@ -29,8 +53,13 @@ def git_commit() -> str:
         return "unknown"
 
 
+def is_remote(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
 def _check_server(uri: str, retries: int = 3, wait_s: float = 2.0) -> None:
-    if not uri.startswith(("http://", "https://")):
+    """GET <uri>/health up to `retries` times, waiting wait_s, 2*wait_s, ... between tries."""
+    if not is_remote(uri):
         return
     import urllib.request
 
@@ -41,52 +70,191 @@ def _check_server(uri: str, retries: int = 3, wait_s: float = 2.0) -> None:
                 return
         except OSError as err:
             last = err
-            time.sleep(wait_s * (attempt + 1))
-    raise RuntimeError(f"MLflow tracking server {uri} is unreachable after {retries} tries ({last}); start it, "
-                       "or unset MLFLOW_TRACKING_URI to use the local store. Step outputs on disk are kept.")
+            if attempt + 1 < retries:
+                time.sleep(wait_s * (attempt + 1))
+    raise TrackingServerUnreachable(uri, retries, last)
 
 
-def configure(cfg: RunConfig) -> str:
-    import mlflow
+def resolve_store(cfg: RunConfig) -> str:
+    """The store this process logs to: the configured one, or the local buffer when it is an unreachable
+    server and mlflow.offline=buffer. Raises RuntimeError naming the server when mlflow.offline=fail."""
+    from . import tracking_buffer
 
     uri = cfg.tracking_uri()
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    _check_server(uri, cfg.mlflow.retries, cfg.mlflow.retry_wait_s)
-    mlflow.set_tracking_uri(uri)
-    if mlflow.get_experiment_by_name(cfg.mlflow.experiment) is None:
-        artifacts = None
-        if uri.startswith("sqlite:///"):  # keep artifacts beside the local store, not in the working dir
-            artifacts = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+    if not is_remote(uri):
+        return uri
+    recent = _offline_since.get(uri)
+    # Found dead moments ago by this process (register configures twice): one quick try, not all the waits.
+    retries = 1 if recent is not None and time.monotonic() - recent < OFFLINE_MEMORY_S else cfg.mlflow.retries
+    try:
+        _check_server(uri, retries, cfg.mlflow.retry_wait_s)
+    except TrackingServerUnreachable as err:
+        _offline_since[uri] = time.monotonic()
+        if cfg.mlflow.offline == "fail":
+            raise RuntimeError(
+                f"{err}. Check that the server is running and answers `curl {uri.rstrip('/')}/health` from "
+                "here, and that mlflow.tracking_uri / $MLFLOW_TRACKING_URI names the right host and port; or set "
+                "mlflow.offline=buffer to log to a local buffer and upload it later with `vidcustom mlflow sync`. "
+                "Step outputs on disk are kept.") from None
+        return tracking_buffer.activate(cfg, uri, err)
+    _offline_since.pop(uri, None)
+    return uri
+
+
+def _artifact_location(uri: str) -> str | None:
+    if uri.startswith("sqlite:///"):  # keep artifacts beside the local store, not in the working dir
+        return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+    return None
+
+
+def ensure_experiment(client, name: str, uri: str) -> str:
+    """The experiment's id in the client's store, created (artifacts beside a local store) when missing."""
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
         try:
-            mlflow.create_experiment(cfg.mlflow.experiment, artifact_location=artifacts)
+            return client.create_experiment(name, artifact_location=_artifact_location(uri))
         except Exception:  # another step created it meanwhile
-            pass
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+    return exp.experiment_id
+
+
+def configure(cfg: RunConfig) -> str:
+    """Point MLflow (tracking and registry) at the store and select the experiment; returns the store URI,
+    which is the local buffer's when the server is unreachable and mlflow.offline=buffer."""
+    import mlflow
+
+    uri = resolve_store(cfg)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    ensure_experiment(mlflow.MlflowClient(uri, uri), cfg.mlflow.experiment, uri)
     mlflow.set_experiment(cfg.mlflow.experiment)
     return uri
 
 
 def base_tags(cfg: RunConfig, step: str, data_version: str | None = None) -> dict[str, str]:
-    tags = {"vidcustom.step": step, "preset": cfg.preset, "method": cfg.model.method, "git_commit": git_commit(),
+    tags = {STEP_TAG: step, "preset": cfg.preset, "method": cfg.model.method, "git_commit": git_commit(),
             "attention_design": cfg.model.attention_design}
     if data_version:
         tags["data_version"] = data_version
-    if os.environ.get("VIDCUSTOM_PIPELINE_RUN"):
-        tags[PIPELINE_RUN_TAG] = os.environ["VIDCUSTOM_PIPELINE_RUN"]
+    if os.environ.get(PIPELINE_RUN_ENV):
+        tags[PIPELINE_RUN_TAG] = os.environ[PIPELINE_RUN_ENV]
     return tags
+
+
+def _find_parents(client, experiment_id: str, pipeline_run: str) -> list:
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{PIPELINE_RUN_TAG}` = '{pipeline_run}' and "
+                              f"tags.`{STEP_TAG}` = '{PIPELINE_STEP}'", max_results=50)
+    return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+
+
+def pipeline_parent(cfg: RunConfig, client, experiment_id: str, data_version: str | None = None,
+                    target_uri: str | None = None) -> str | None:
+    """The parent run of this pipeline execution ($VIDCUSTOM_PIPELINE_RUN) in the client's store, created
+    when missing; None outside a pipeline. Two steps creating it at once both keep the earlier one (the
+    later is deleted), so sequential steps, and mostly even concurrent ones, share one parent."""
+    pipeline_run = os.environ.get(PIPELINE_RUN_ENV)
+    if not pipeline_run:
+        return None
+    found = _find_parents(client, experiment_id, pipeline_run)
+    if not found:
+        tags = base_tags(cfg, PIPELINE_STEP, data_version)
+        if target_uri:
+            from .tracking_buffer import BUFFERED_FOR_TAG
+
+            tags[BUFFERED_FOR_TAG] = target_uri
+        mine = client.create_run(experiment_id, tags=tags, run_name=f"pipeline {pipeline_run}")
+        found = _find_parents(client, experiment_id, pipeline_run) or [mine]
+        if found[0].info.run_id != mine.info.run_id:  # lost a creation race: use the winner's
+            client.delete_run(mine.info.run_id)
+    parent = found[0]
+    if data_version and not parent.data.tags.get("data_version"):
+        client.set_tag(parent.info.run_id, "data_version", data_version)
+    return parent.info.run_id
+
+
+def _set_parent_status(client, parent_id: str, status: str) -> None:
+    try:
+        if status == "RUNNING":
+            client.update_run(parent_id, status="RUNNING")
+        else:
+            client.set_terminated(parent_id, status=status)
+    except Exception as err:  # noqa: BLE001 - the parent's status is cosmetic; the step's run matters
+        log.warning("could not set pipeline run %s to %s: %s", parent_id, status, err)
+
+
+def begin_pipeline(cfg: RunConfig) -> dict:
+    """Create (or find) the parent run of the pipeline execution $VIDCUSTOM_PIPELINE_RUN, before any step;
+    returns {"store": URI, "parent_run_id": id}. Leaves MLflow's global tracking URI alone."""
+    import mlflow
+
+    from . import tracking_buffer
+
+    uri = resolve_store(cfg)
+    client = mlflow.MlflowClient(uri, uri)
+    exp_id = ensure_experiment(client, cfg.mlflow.experiment, uri)
+    buffered = tracking_buffer.is_buffer_uri(uri, cfg.state)
+    parent = pipeline_parent(cfg, client, exp_id, target_uri=cfg.tracking_uri() if buffered else None)
+    if parent and buffered:
+        tracking_buffer.record_run(cfg.state, client.get_run(parent), cfg.tracking_uri(), cfg.mlflow.experiment)
+    if parent:
+        _set_parent_status(client, parent, "RUNNING")
+    return {"store": uri, "parent_run_id": parent}
+
+
+def end_pipeline(pipeline: dict, succeeded: bool) -> None:
+    """Mark the parent run FINISHED or FAILED; never raises."""
+    if not pipeline.get("parent_run_id"):
+        return
+    try:
+        import mlflow
+
+        client = mlflow.MlflowClient(pipeline["store"], pipeline["store"])
+        _set_parent_status(client, pipeline["parent_run_id"], "FINISHED" if succeeded else "FAILED")
+    except Exception as err:  # noqa: BLE001
+        log.warning("could not close pipeline run %s: %s", pipeline["parent_run_id"], err)
 
 
 @contextmanager
 def step_run(cfg: RunConfig, step: str, data_version: str | None = None, log_config: bool = True):
-    """An MLflow run for one step, tagged with preset, method, git commit and data version."""
+    """An MLflow run for one step, tagged with preset, method, git commit and data version, nested under
+    the pipeline execution's parent run when there is one ($VIDCUSTOM_PIPELINE_RUN)."""
     import mlflow
 
-    configure(cfg)
-    with mlflow.start_run(run_name=step, tags=base_tags(cfg, step, data_version)) as run:
-        if log_config:
-            mlflow.log_dict(cfg.model_dump(mode="json", by_alias=True), "config.json")
-            mlflow.log_params(flatten(cfg.model_dump(mode="json", by_alias=True).get(step, {}), prefix=step))
-        yield run
+    from . import tracking_buffer
+
+    uri = configure(cfg)
+    client = mlflow.MlflowClient(uri, uri)
+    exp_id = ensure_experiment(client, cfg.mlflow.experiment, uri)
+    buffered = tracking_buffer.is_buffer_uri(uri, cfg.state)
+    target = cfg.tracking_uri() if buffered else None
+    tags = base_tags(cfg, step, data_version)
+    if buffered:
+        tags[tracking_buffer.BUFFERED_FOR_TAG] = target
+    parent = pipeline_parent(cfg, client, exp_id, data_version, target)
+    nesting = {"nested": True, "parent_run_id": parent} if parent else {}
+    if parent:
+        _set_parent_status(client, parent, "RUNNING")
+    succeeded, run = False, None
+    try:
+        with mlflow.start_run(run_name=step, tags=tags, **nesting) as run:
+            if buffered:
+                if parent:
+                    tracking_buffer.record_run(cfg.state, client.get_run(parent), target, cfg.mlflow.experiment)
+                tracking_buffer.record_run(cfg.state, run, target, cfg.mlflow.experiment)
+            if log_config:
+                mlflow.log_dict(cfg.model_dump(mode="json", by_alias=True), "config.json")
+                mlflow.log_params(flatten(cfg.model_dump(mode="json", by_alias=True).get(step, {}), prefix=step))
+            yield run
+        succeeded = True
+    finally:
+        if parent:  # the parent ends with its latest step; a later step sets it RUNNING again
+            _set_parent_status(client, parent, "FINISHED" if succeeded else "FAILED")
+        if buffered and run is not None:
+            tracking_buffer.record_model_versions(cfg.state, client, run.info.run_id, target)
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, str]:

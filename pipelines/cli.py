@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -32,6 +33,20 @@ def main(argv: list[str] | None = None) -> None:
     pull.add_argument("version", help="the DVC hash recorded on the MLflow run / model version")
     pull.add_argument("dest", help="directory to restore into")
     _config_args(pull)
+    ml = sub.add_parser("mlflow", help="MLflow tracking: upload runs buffered while the server was unreachable")
+    mlsub = ml.add_subparsers(dest="mlflow_command", required=True)
+    sync = mlsub.add_parser("sync", help="upload the runs, metrics, artifacts and model versions buffered under "
+                            "<state>/mlflow-buffer (mlflow.offline=buffer) to their tracking server, once; "
+                            "a second sync uploads nothing")
+    sync.add_argument("--tracking-uri", default=None, help="server to upload to (default: the one each run was "
+                      "meant for, recorded in <state>/mlflow-buffer/pending.json)")
+    sync.add_argument("--include-running", action="store_true", help="also upload runs still RUNNING in the buffer")
+    _config_args(sync)
+    cmp = sub.add_parser("compare", help="HTML report comparing MLflow evaluate runs: metric deltas, sample videos "
+                         "side by side, config and data-version diffs (logged to MLflow as a compare run)")
+    from components.compare.report import add_args as _compare_args
+
+    _compare_args(cmp)
     args = ap.parse_args(argv)
 
     def go() -> int:
@@ -45,6 +60,9 @@ def main(argv: list[str] | None = None) -> None:
             print(json.dumps(result, indent=2))
             print(f"\nMLflow store: {uri}\nOpen it with:  mlflow ui --backend-store-uri {uri}  "
                   "(then browse http://127.0.0.1:5000)")
+            if result.get("mlflow_store") not in (None, uri):
+                print(f"The server was unreachable: runs were buffered in {result['mlflow_store']}; upload them "
+                      "with:  vidcustom mlflow sync")
         elif args.command == "compile":
             from pipelines.compile import SNAPSHOT, compile_pipeline
 
@@ -58,6 +76,20 @@ def main(argv: list[str] | None = None) -> None:
 
             cfg = config_from_args(args)
             print(dvc_pull(args.version, cfg.dvc_remote(), args.dest, endpoint_url=cfg.validate_.remote_endpoint_url))
+        elif args.command == "mlflow":
+            from components.tracking_buffer import sync as mlflow_sync
+
+            cfg = config_from_args(args)
+            with contextlib.redirect_stdout(sys.stderr):  # MLflow's "View run" lines; stdout is the JSON
+                done = mlflow_sync(cfg.state, args.tracking_uri, args.include_running, cfg.mlflow.retries,
+                                   cfg.mlflow.retry_wait_s)
+            print(json.dumps(done, indent=2))
+            print(f"\nsynced {len(done['uploaded_runs'])} run(s) and {len(done['model_versions'])} model version(s); "
+                  f"{len(done['pending'])} left pending, {done['already_synced']} already synced", file=sys.stderr)
+        elif args.command == "compare":
+            from components.compare.report import run_args
+
+            run_args(args)
         return 0
 
     from components.cli import main_wrapper

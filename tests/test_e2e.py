@@ -25,6 +25,7 @@ def test_pipeline_runs_end_to_end_and_registered_models_generate(state):
     assert result["tracking_uri"] == f"sqlite:///{state / 'mlflow.db'}"
     assert result["export"]["parity"]["passed"]
     mlflow.set_tracking_uri(result["tracking_uri"])
+    mlflow.set_registry_uri(result["tracking_uri"])  # earlier tests in this process may have pointed it elsewhere
     client = mlflow.MlflowClient()
     torch_v = client.get_model_version_by_alias("vidcustom", "champion")
     onnx_v = client.get_model_version_by_alias("vidcustom-onnx", "champion")
@@ -36,7 +37,14 @@ def test_pipeline_runs_end_to_end_and_registered_models_generate(state):
     # Each step logged its own run, all tagged with this pipeline execution.
     runs = mlflow.search_runs(experiment_names=["vidcustom"],
                               filter_string=f"tags.`vidcustom.pipeline_run` = '{result['pipeline_run']}'")
-    assert set(runs["tags.vidcustom.step"]) == {"validate", "train", "evaluate", "register", "export"}
+    assert set(runs["tags.vidcustom.step"]) == {"pipeline", "validate", "train", "evaluate", "register", "export"}
+    # One parent run per pipeline execution; every step's run nests under it.
+    parent = runs[runs["tags.vidcustom.step"] == "pipeline"]
+    assert len(parent) == 1 and parent.iloc[0]["status"] == "FINISHED"
+    assert parent.iloc[0]["run_id"] == result["mlflow_parent_run"]
+    assert parent.iloc[0]["tags.data_version"] == torch_v.tags["data_version"]
+    runs = runs[runs["tags.vidcustom.step"] != "pipeline"]
+    assert (runs["tags.mlflow.parentRunId"] == result["mlflow_parent_run"]).all()
     # The validate run records the dataset version and what each synthesis filter kept and dropped.
     checked = runs[runs["tags.vidcustom.step"] == "validate"].iloc[0]
     assert checked["tags.data_version"] == torch_v.tags["data_version"] and checked["tags.validation"] == "passed"
@@ -61,6 +69,9 @@ def test_failed_validation_stops_the_pipeline_before_training(state):
     assert not (state / "train").exists()  # train never started
     # the only run is the failed validation itself, logged for the reviewer, without a data version
     runs = _runs(state)
+    parent = runs[runs["tags.vidcustom.step"] == "pipeline"]
+    assert len(parent) == 1 and parent.iloc[0]["status"] == "FAILED"
+    runs = runs[runs["tags.vidcustom.step"] != "pipeline"]
     assert list(runs["tags.vidcustom.step"]) == ["validate"] and list(runs["tags.validation"]) == ["failed"]
     assert "tags.data_version" not in runs or runs["tags.data_version"].isna().all()
 
@@ -69,5 +80,6 @@ def _runs(state):
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{state / 'mlflow.db'}")
+    mlflow.set_registry_uri(f"sqlite:///{state / 'mlflow.db'}")
     exp = mlflow.get_experiment_by_name("vidcustom")
     return mlflow.search_runs([exp.experiment_id])

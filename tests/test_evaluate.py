@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -41,3 +42,33 @@ def test_evaluation_logs_everything_a_reviewer_needs(run_config, tmp_path):
     assert [m.step for m in history] == [0, 1]
     sweep = json.loads((tmp_path / "eval" / "guidance_sweep.json").read_text())
     assert sweep["scales"] == [1.0, 3.0] and np.isfinite(sweep["metrics"]["sprites_motion"]).all()
+
+
+def test_an_image_benchmark_is_scored_with_the_paper_metrics(run_config, tmp_path):
+    import mlflow
+
+    from components.evaluate.benchmarks import load_benchmark
+    from components.evaluate.evaluate import run
+    from components.media import write_image
+    from model.config import model_config
+    from model.pipeline import SugarPipeline
+
+    bench = load_benchmark("videomaker_object")
+    images = tmp_path / "images"
+    for i, subject in enumerate(bench.subjects):  # stand-ins for the paper's unreleased subject images
+        img = np.full((48, 64, 3), 255, np.uint8)
+        img[12:36, 16:48] = (40 * (i % 6), 200, 255 - 12 * i)
+        write_image(images / subject.image, img)
+    cfg = run_config("evaluate.benchmark=videomaker_object", f"evaluate.benchmark_images={images}",
+                     "evaluate.num_samples=4", "evaluate.num_sample_videos=1")
+    ckpt = tmp_path / "ckpt"
+    SugarPipeline.from_config(model_config("tiny")).save_pretrained(ckpt)
+    result = run(ckpt, tmp_path / "eval", cfg)
+    m = result["metrics"]
+    assert {"dino_i", "clip_i", "clip_t", "text_video", "dynamic_degree", "subject_consistency",
+            "background_consistency", "temporal_consistency"} <= set(m)
+    assert not any(k.startswith("sprites_") for k in m)  # no ground truth for real subjects
+    tags = mlflow.MlflowClient().get_run(result["run_id"]).data.tags
+    assert tags["benchmark"] == "videomaker_object" and tags["text_video_model"]
+    with pytest.raises(ValueError, match="benchmark_images"):
+        run(ckpt, tmp_path / "eval2", run_config("evaluate.benchmark=videomaker_object"))

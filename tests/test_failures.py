@@ -22,7 +22,7 @@ def test_dead_mlflow_server_is_named(run_config, monkeypatch):
 
     url = f"http://127.0.0.1:{_refused_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-    cfg = run_config("mlflow.retries=2", "mlflow.retry_wait_s=0.01")
+    cfg = run_config("mlflow.retries=2", "mlflow.retry_wait_s=0.01", "mlflow.offline=fail")
     with pytest.raises(RuntimeError, match=f"{url} is unreachable after 2 tries"):
         configure(cfg)
 
@@ -32,7 +32,7 @@ def test_evaluation_results_survive_a_dead_tracking_server(tmp_path, run_config,
     from components.evaluate.evaluate import run
     from model.pipeline import SugarPipeline
 
-    cfg = run_config("evaluate.num_samples=2", "evaluate.baselines=false", "mlflow.retries=1")
+    cfg = run_config("evaluate.num_samples=2", "evaluate.baselines=false", "mlflow.retries=1", "mlflow.offline=fail")
     SugarPipeline.from_config(cfg.model).save_pretrained(tmp_path / "ck")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{_refused_port()}")
     with pytest.raises(RuntimeError, match="unreachable"):

@@ -191,3 +191,200 @@ def test_evaluate_videos_with_tiny_encoders(tiny):
     assert summary["clip_t"] == pytest.approx(rows[0]["clip_t"])  # only v0 has a prompt
     assert summary["dynamic_degree"] in (0.0, 0.5, 1.0)
     assert all(-1.0 <= summary[k] <= 1.0 for k in M.METRICS)
+
+
+# --- dynamic degree: thresholds and the count rule on full-size inputs (§3.1) --------------------------
+
+class ScriptedFlow:
+    """Flow estimator returning, for the k-th pair it is asked about, a uniform flow of magnitude mags[k]."""
+
+    def __init__(self, mags):
+        self.mags, self.calls = list(mags), 0
+
+    def __call__(self, a, b):
+        m = self.mags[self.calls]
+        self.calls += 1
+        flow = np.zeros((*a.shape[:2], 2), np.float32)
+        flow[..., 0] = m
+        return flow
+
+
+@pytest.mark.parametrize("t, h, w, fps, thres, count_num", [
+    (49, 480, 720, 8, 11.25, 12),  # CogVideoX clip: 6*480/256, round(4*49/16) = round(12.25)
+    (16, 512, 512, 8, 12.0, 4),  # 6*512/256, round(4*16/16)
+])
+def test_dynamic_thresholds_and_count_rule_full_size(t, h, w, fps, thres, count_num):
+    video = np.zeros((t, h, w, 3), np.uint8)
+    pairs = t - 1
+    # exactly count_num pairs above thres (the rest exactly at thres, which does not count: score > thres)
+    r = M.dynamic_degree_video(video, fps, ScriptedFlow([thres + 0.01] * count_num + [thres] * (pairs - count_num)))
+    assert (r.thres, r.count_num, r.n_frames, len(r.pair_scores)) == (thres, count_num, t, pairs)
+    assert r.dynamic and r.pair_scores[0] == pytest.approx(thres + 0.01)
+    r = M.dynamic_degree_video(video, fps, ScriptedFlow([thres + 0.01] * (count_num - 1) + [thres] * (pairs - count_num + 1)))
+    assert not r.dynamic
+    assert M.dynamic_degree([r, r, M.dynamic_degree_video(video, fps, ScriptedFlow([99.0] * pairs))]) == pytest.approx(1 / 3)
+
+
+def test_dynamic_fps_changes_frames_and_count_num():
+    # 49 frames at 24 fps: interval round(24/8) = 3 -> frames 0, 3, ..., 48 = 17 -> count_num round(4.25) = 4
+    r = M.dynamic_degree_video(np.zeros((49, 64, 96, 3), np.uint8), 24, ScriptedFlow([0.0] * 16))
+    assert (r.n_frames, r.count_num, r.thres) == (17, 4, 1.5)
+
+
+def test_gif_refused_for_dynamic_degree_but_read_for_consistency(tmp_path):
+    from PIL import Image
+
+    frames = moving_block(n_frames=4)
+    Image.fromarray(frames[0]).save(tmp_path / "v.gif", save_all=True,
+                                    append_images=[Image.fromarray(f) for f in frames[1:]], duration=125, loop=0)
+    with pytest.raises(NotImplementedError, match="GIF"):
+        M.dynamic_degree_path(tmp_path / "v.gif")  # an existing GIF, not just the name
+    video = M.load_video(tmp_path / "v.gif")  # VBench's load_video reads GIFs for subject/background consistency
+    assert video.shape == (4, 64, 64, 3) and video.dtype == np.uint8
+    with pytest.raises(NotImplementedError):
+        M.load_video(tmp_path / "v.avi")
+    # a frame folder is VBench's other accepted input: all frames used, no fps sampling
+    for i, f in enumerate(moving_block()):
+        Image.fromarray(f).save(tmp_path / f"{i:03d}.png")
+    r = M.dynamic_degree_path(tmp_path)
+    assert r.n_frames == 16 and r.dynamic
+
+
+# --- CLIP-T: per-frame mean of cosines, not the re-normalised mean feature (§3.6) -----------------------
+
+def test_clip_t_differs_from_renormalised_mean():
+    enc = FakeEncoders({10: (1, 0), 20: (0, 1)}, text=(1, 0))
+    # frames (1,0), (1,0), (0,1): per-frame cosines 1, 1, 0 -> 2/3. The re-normalised mean feature
+    # (2/3, 1/3)/|.| would give 2/sqrt(5) = 0.894.
+    assert M.clip_t(levels(10, 10, 20), "a dog", enc) == pytest.approx(2 / 3)
+    assert abs(M.clip_t(levels(10, 10, 20), "a dog", enc) - 2 / 5 ** 0.5) > 0.2
+
+
+# --- text-video score (§3.4) ----------------------------------------------------------------------------
+
+def test_text_video_samples_the_middle_of_8_segments():
+    from components.evaluate.text_video import middle_frame_indices, sample_middle_frames
+
+    # T=16: bounds 0,2,...,16 -> segments [0,1],[2,3],... -> (a+b)//2 = 0,2,...,14
+    assert middle_frame_indices(16) == [0, 2, 4, 6, 8, 10, 12, 14]
+    # T=49: bounds int(linspace(0,49,9)) = 0,6,12,18,24,30,36,42,49 -> (0+5)//2=2, (6+11)//2=8, ..., (42+48)//2=45
+    assert middle_frame_indices(49) == [2, 8, 14, 20, 26, 32, 38, 45]
+    assert middle_frame_indices(8) == list(range(8))
+    assert middle_frame_indices(5) == [0, 1, 2, 3, 4, 4, 4, 4]  # fewer frames: padded with the last index
+    video = np.arange(49, dtype=np.uint8)[:, None, None, None].repeat(2, 1).repeat(2, 2).repeat(3, 3)
+    assert sample_middle_frames(video)[:, 0, 0, 0].tolist() == [2, 8, 14, 20, 26, 32, 38, 45]
+
+
+def test_text_video_transform_rounds_like_a_uint8_resize():
+    from components.evaluate.text_video import clip_transform_uint8
+
+    frames = (np.random.default_rng(3).random((2, 40, 60, 3)) * 255).astype(np.uint8)
+    x = clip_transform_uint8(frames, 24)
+    assert x.shape == (2, 3, 24, 24)
+    levels_ = (x * torch.tensor(CLIP_STD).view(1, 3, 1, 1) + torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)) * 255
+    assert torch.allclose(levels_, levels_.round(), atol=1e-3)  # back on the uint8 grid
+    assert levels_.min() >= -1e-3 and levels_.max() <= 255 + 1e-3
+    assert (x - M.clip_transform(frames, 24)).abs().max() > 0  # background consistency's float path differs
+
+
+def test_text_video_clip_meanpool_uses_only_the_sampled_frames():
+    from components.evaluate.text_video import ClipMeanPoolTextVideo, text_video_mean, text_video_score
+
+    enc = FakeEncoders({10: (1, 0), 20: (0, 1), 30: (-1, 0)}, text=(1, 0))
+    scorer = ClipMeanPoolTextVideo(enc)
+    # 16 frames: the sampled ones (even indices) are level 10, the others level 30 (the opposite feature)
+    video = levels(*[10 if t % 2 == 0 else 30 for t in range(16)])
+    assert text_video_score(video, "a dog", scorer) == pytest.approx(1.0)
+    # sampled frames half (1,0), half (0,1): video feature = normalised mean (1,1)/sqrt2 -> cos 0.7071
+    # (the video-level feature is re-normalised by design; CLIP-T on the same frames is the per-frame 0.5)
+    half = levels(*[10 if t < 8 else 20 for t in range(16)])
+    assert text_video_score(half, "a dog", scorer) == pytest.approx(2 ** -0.5)
+    mean, per_video = text_video_mean([video, half], ["a dog", "a dog"], scorer)
+    assert per_video == pytest.approx([1.0, 2 ** -0.5]) and mean == pytest.approx((1 + 2 ** -0.5) / 2)
+    assert scorer.plumbing_only and scorer.name == "clip_meanpool"
+
+
+def _byte_bpe_vocab():
+    """CLIP-style byte-level vocabulary with no merges (one token per byte), start/end tokens last."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    chars = [chr(c) for c in cs]
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": 256 + i for i, c in enumerate(chars)})
+    vocab["<|startoftext|>"], vocab["<|endoftext|>"] = 512, 513
+    return vocab
+
+
+@pytest.fixture(scope="module")
+def xclip_dir(tmp_path_factory):
+    """A tiny random X-CLIP and a byte-level CLIP tokenizer, both built in code and saved like real ones."""
+    from transformers import CLIPTokenizer, XCLIPConfig, XCLIPModel
+
+    path = tmp_path_factory.mktemp("xclip")
+    vocab = _byte_bpe_vocab()
+    conf = XCLIPConfig(
+        text_config=dict(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=77),
+        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                           intermediate_size=64, num_frames=8, mit_hidden_size=32, mit_intermediate_size=64,
+                           mit_num_hidden_layers=1, mit_num_attention_heads=2),
+        projection_dim=32, prompt_layers=1, prompt_num_attention_heads=2)
+    torch.manual_seed(0)
+    XCLIPModel(conf).save_pretrained(path)
+    CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(path)
+    return path
+
+
+def test_text_video_xclip_from_config_path(xclip_dir):
+    from components.evaluate.text_video import (XClipTextVideo, build_text_video_scorer, clip_transform_uint8,
+                                                middle_frame_indices, text_video_score)
+    from model.config import ScoringConfig
+
+    scorer = build_text_video_scorer(ScoringConfig(text_video_path=str(xclip_dir)))
+    assert isinstance(scorer, XClipTextVideo) and scorer.name == "xclip" and not scorer.plumbing_only
+    assert (scorer.num_frames, scorer.image_size, scorer.mean) == (8, 32, CLIP_MEAN)
+    video = (np.random.default_rng(4).random((49, 40, 56, 3)) * 255).astype(np.uint8)
+    score = text_video_score(video, "a dog running on the beach", scorer)
+    # by hand: X-CLIP forward on the 8 middle frames; cosine = logits_per_video / logit_scale
+    pixels = clip_transform_uint8(video[middle_frame_indices(49)], 32)[None]
+    tok = scorer.tokenizer(["a dog running on the beach"], padding="max_length", max_length=77, return_tensors="pt")
+    with torch.no_grad():
+        out = scorer.model(input_ids=tok.input_ids, attention_mask=tok.attention_mask, pixel_values=pixels)
+    assert score == pytest.approx((out.logits_per_video[0, 0] / scorer.model.logit_scale.exp()).item(), abs=1e-5)
+    assert -1.0 <= score <= 1.0
+    plain = XClipTextVideo(xclip_dir, video_prompting=False)
+    assert -1.0 <= text_video_score(video, "a dog", plain) <= 1.0
+    # another prompt, another score (the video side is the same)
+    assert text_video_score(video, "a cat sleeping", scorer) != pytest.approx(score)
+
+
+def test_text_video_default_scorer_and_evaluate_videos(tiny, xclip_dir, tmp_path):
+    from components.evaluate.text_video import ClipMeanPoolTextVideo, XClipTextVideo, build_text_video_scorer
+    from model.config import ScoringConfig
+
+    scorer = build_text_video_scorer(None, encoders=tiny)
+    assert isinstance(scorer, ClipMeanPoolTextVideo) and scorer.plumbing_only
+    with pytest.raises(Exception, match="does not exist"):
+        build_text_video_scorer(ScoringConfig(text_video_path=str(tmp_path / "missing")))
+    import json
+    import shutil
+
+    copy = tmp_path / "xclip"
+    shutil.copytree(xclip_dir, copy)
+    (copy / "preprocessor_config.json").write_text(json.dumps({"image_mean": list(IMAGENET_MEAN),
+                                                               "image_std": list(IMAGENET_STD)}))
+    assert XClipTextVideo(copy).mean == IMAGENET_MEAN  # the model's own normalisation when the folder has one
+
+    enc = FakeEncoders({10: (1, 0), 20: (0, 1)}, text=(1, 0))
+    samples = [{"frames": levels(*[10] * 8), "fps": 8, "prompt": "a dog"},
+               {"frames": levels(*[10] * 4 + [20] * 4), "fps": 8, "prompt": "a dog"},
+               {"frames": levels(*[20] * 8), "fps": 8}]  # no prompt: skipped
+    summary, rows = M.evaluate_videos(samples, enc, metrics=["text_video", "clip_t"])
+    assert [r["text_video"] for r in rows] == pytest.approx([1.0, 2 ** -0.5, None])
+    assert summary["text_video"] == pytest.approx((1 + 2 ** -0.5) / 2)
+    assert summary["clip_t"] == pytest.approx((1 + 0.5) / 2)  # per-frame mean: 1 and 0.5

@@ -20,6 +20,9 @@ from components.config import RunConfig
 
 log = logging.getLogger(__name__)
 SPRITES = ("identity", "motion", "attribute")
+# METHOD_NOTES §3, each to its reference's preprocessing and aggregation (components/evaluate/metrics.py).
+PAPER_METRICS = ("dino_i", "clip_i", "clip_t", "text_video", "dynamic_degree", "subject_consistency",
+                 "background_consistency", "temporal_consistency")
 
 
 def heldout_specs_for(cfg: RunConfig, n: int) -> list:
@@ -35,11 +38,7 @@ def generate_videos(pipe, specs, cfg: RunConfig, **kw) -> tuple[np.ndarray, np.n
 
     m = pipe.config
     idents = np.stack([generate(s, m.height, m.width, m.num_frames)[0] for s in specs])
-    bs, out = cfg.evaluate.batch_size, []
-    for i in range(0, len(specs), bs):
-        out.append(pipe(idents[i:i + bs], [s.caption for s in specs[i:i + bs]], seed=cfg.evaluate.seed + i,
-                        num_inference_steps=cfg.evaluate.num_inference_steps, **kw))
-    return idents, np.concatenate(out)
+    return idents, generate_for_cases(pipe, idents, [s.caption for s in specs], cfg, **kw)
 
 
 def sprites_table(videos: np.ndarray, specs) -> list[dict]:
@@ -50,6 +49,47 @@ def sprites_table(videos: np.ndarray, specs) -> list[dict]:
 
 def _mean(rows: list[dict], key: str) -> float:
     return float(np.mean([r[key] for r in rows]))
+
+
+def image_cases(bench, cfg: RunConfig, height: int, width: int) -> tuple[list[dict], np.ndarray]:
+    """A subject-image benchmark's first `evaluate.num_samples` cases and their identity images, resized to
+    the model's (height, width) with the subject image's aspect kept (padded with white)."""
+    from components.evaluate.benchmarks import expand
+    from components.media import read_image
+    from components.storage import local_path
+
+    if not cfg.evaluate.benchmark_images:
+        raise ValueError(f"evaluate.benchmark={bench.name!r} needs evaluate.benchmark_images: the folder of its "
+                         "subject images (e.g. DreamBench's dataset/)")
+    root = local_path(cfg.evaluate.benchmark_images, what="benchmark images")
+    cases = expand(bench, root, limit=cfg.evaluate.num_samples)
+    idents = np.stack([_fit(read_image(c.image), height, width) for c in cases])
+    rows = [{"sample_id": c.case_id, "subject_id": c.subject_id, "category": c.category, "caption": c.prompt}
+            for c in cases]
+    return rows, idents
+
+
+def _fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(h, w, 3) -> (height, width, 3): resized to fit, centred on white."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    s = min(height / h, width / w)
+    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    small = np.asarray(Image.fromarray(image).resize((nw, nh), Image.BICUBIC))
+    out = np.full((height, width, 3), 255, np.uint8)
+    y, x = (height - nh) // 2, (width - nw) // 2
+    out[y:y + nh, x:x + nw] = small
+    return out
+
+
+def generate_for_cases(pipe, idents: np.ndarray, prompts: list[str], cfg: RunConfig, **kw) -> np.ndarray:
+    """Videos (N, T, H, W, 3) for N identity images and prompts, in batches of evaluate.batch_size."""
+    bs, out = cfg.evaluate.batch_size, []
+    for i in range(0, len(prompts), bs):
+        out.append(pipe(idents[i:i + bs], prompts[i:i + bs], seed=cfg.evaluate.seed + i,
+                        num_inference_steps=cfg.evaluate.num_inference_steps, **kw))
+    return np.concatenate(out)
 
 
 def guidance_sweep(pipe, specs, cfg: RunConfig) -> dict:
@@ -69,7 +109,9 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
     import mlflow
     import pandas as pd
 
+    from components.evaluate.benchmarks import load_benchmark
     from components.evaluate.metrics import evaluate_videos
+    from components.evaluate.text_video import build_text_video_scorer
     from components.media import write_video
     from components.tracking import step_run
     from model.pipeline import SugarPipeline
@@ -81,19 +123,30 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
     (out / "videos").mkdir(parents=True, exist_ok=True)
     (out / "gifs").mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    bench = load_benchmark(cfg.evaluate.benchmark)
     pipe = SugarPipeline.from_pretrained(checkpoint_dir)
-    specs = heldout_specs_for(cfg, cfg.evaluate.num_samples)
-    idents, videos = generate_videos(pipe, specs, cfg)
-    rows = sprites_table(videos, specs)
-    metrics = {f"sprites_{k}": _mean(rows, k) for k in SPRITES}
-
     judges = ScoringEncoders(cfg.scoring)
-    samples = [{"id": s.sample_id, "frames": v, "fps": pipe.config.fps, "prompt": s.caption, "references": i}
-               for s, v, i in zip(specs, videos, idents)]
-    paper, paper_rows = evaluate_videos(samples, judges, metrics=("dynamic_degree", "subject_consistency",
-                                                                  "background_consistency", "clip_t", "dino_i"))
-    metrics.update(paper)
-    if cfg.evaluate.baselines:
+    if bench.kind == "sprites":
+        specs = heldout_specs_for(cfg, cfg.evaluate.num_samples)
+        cases = [{"sample_id": s.sample_id, "subject_id": s.subject.subject_id, "category": s.subject.category,
+                  "caption": s.caption} for s in specs]
+        idents, videos = generate_videos(pipe, specs, cfg)
+        rows = sprites_table(videos, specs)
+        metrics = {f"sprites_{k}": _mean(rows, k) for k in SPRITES}
+    else:  # a subject-image benchmark (SUGAR's DreamBench protocol, VideoMaker's lists): paper metrics only
+        specs, rows, metrics = None, None, {}
+        cases, idents = image_cases(bench, cfg, pipe.config.height, pipe.config.width)
+        videos = generate_for_cases(pipe, idents, [c["caption"] for c in cases], cfg)
+
+    samples = [{"id": c["sample_id"], "frames": v, "fps": pipe.config.fps, "prompt": c["caption"], "references": i}
+               for c, v, i in zip(cases, videos, idents)]
+    paper_rows: list[dict] = [{} for _ in cases]
+    scorer = None
+    if cfg.evaluate.paper_metrics:
+        scorer = build_text_video_scorer(cfg.scoring, encoders=judges)
+        paper, paper_rows = evaluate_videos(samples, judges, metrics=PAPER_METRICS, text_video_scorer=scorer)
+        metrics.update(paper)
+    if cfg.evaluate.baselines and specs is not None:
         _, no_image = generate_videos(pipe, specs, cfg, use_image=False)
         for k in SPRITES:
             metrics[f"ablation_no_image/sprites_{k}"] = _mean(sprites_table(no_image, specs), k)
@@ -101,25 +154,24 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
         _, raw = generate_videos(untrained, specs, cfg)
         for k in SPRITES:
             metrics[f"baseline_untrained/sprites_{k}"] = _mean(sprites_table(raw, specs), k)
-    sweep = guidance_sweep(pipe, specs, cfg) if cfg.evaluate.guidance_sweep else {}
+    sweep = guidance_sweep(pipe, specs, cfg) if cfg.evaluate.guidance_sweep and specs is not None else {}
     metrics["eval_wall_s"] = round(time.time() - t0, 1)
 
-    table = pd.DataFrame([{"sample_id": s.sample_id, "subject_id": s.subject.subject_id,
-                           "category": s.subject.category, "caption": s.caption,
-                           **{f"sprites_{k}": r[k] for k in SPRITES},
-                           **{k: v for k, v in pr.items() if k not in ("id",)}}
-                          for s, r, pr in zip(specs, rows, paper_rows)])
+    table = pd.DataFrame([{**c, **({f"sprites_{k}": r[k] for k in SPRITES} if r else {}),
+                           **{k: v for k, v in pr.items() if k != "id"}}
+                          for c, r, pr in zip(cases, rows or [None] * len(cases), paper_rows)])
     table.to_parquet(out / "per_sample.parquet", index=False)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    for s, v in list(zip(specs, videos))[: cfg.evaluate.num_sample_videos]:
-        write_video(out / "videos" / f"{s.sample_id}.mp4", v, pipe.config.fps, pix_fmt="yuv420p", crf=18)
-        write_gif(out / "gifs" / f"{s.sample_id}.gif", v, pipe.config.fps)
+    for c, v in list(zip(cases, videos))[: cfg.evaluate.num_sample_videos]:
+        write_video(out / "videos" / f"{c['sample_id']}.mp4", v, pipe.config.fps, pix_fmt="yuv420p", crf=18)
+        write_gif(out / "gifs" / f"{c['sample_id']}.gif", v, pipe.config.fps)
     contact_sheet(idents, videos, out / "contact_sheet.png")
     if sweep:
         (out / "guidance_sweep.json").write_text(json.dumps(sweep, indent=2))
 
     with step_run(cfg, "evaluate", data_version) as run:
-        mlflow.set_tags({"plumbing_only": str(judges.plumbing_only).lower(), "benchmark": "sprites",
+        mlflow.set_tags({"plumbing_only": str(judges.plumbing_only).lower(), "benchmark": bench.name,
+                         "text_video_model": scorer.name if scorer is not None else "none",
                          "checkpoint_training_stage": str(pipe.metadata.get("training_stage"))})
         if judges.plumbing_only:
             mlflow.set_tag("note", "paper-track metrics use tiny random judges: they prove the plumbing only")
@@ -128,7 +180,7 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
                          "per_sample.json")
         mlflow.log_artifacts(str(out), artifact_path="evaluation")
         if sweep:
-            for i, scale in enumerate(sweep["scales"]):  # step = position in the sweep; the scale is a param
+            for i in range(len(sweep["scales"])):  # step = position in the sweep; the scales are a param
                 mlflow.log_metrics({f"sweep/{k}": v[i] for k, v in sweep["metrics"].items()}, step=i)
             mlflow.log_param("sweep.image_scales", ",".join(f"{s:g}" for s in sweep["scales"]))
             fig = sweep_figure(sweep["scales"], sweep["metrics"])

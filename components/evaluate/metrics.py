@@ -1,12 +1,21 @@
 """Video metrics with the reference implementations' preprocessing and aggregation (METHOD_NOTES §3).
 
-- VBench dynamic degree (§3.1), subject consistency (§3.2), background consistency (§3.3).
-- DreamBooth/VGen-style CLIP-T, CLIP-I, DINO-I and CLIP temporal consistency (§3.5).
+One public function per metric (per video), plus the reference's aggregation over videos:
 
-Videos are uint8 (T, H, W, 3) RGB arrays; encoders are `model.scoring.ScoringEncoders` (or any object
-with `dino`, `clip_image`, `clip_text`, `dino_size`, `clip_size`). With the tiny random judges
-(`encoders.plumbing_only`) the numbers only prove the plumbing. CLIP-T/CLIP-I/DINO-I are plain
-cosines: no 2.5x CLIPScore scaling, no clamping (§3.5 asks to state this).
+| metric | per video | over videos | reference |
+|---|---|---|---|
+| dynamic degree (§3.1) | `dynamic_degree_video` / `dynamic_degree_path` | `dynamic_degree` (fraction dynamic) | VBench, RAFT |
+| subject consistency (§3.2) | `subject_consistency` (DINO, clamp) | `aggregate_consistency` (frame-weighted) | VBench |
+| background consistency (§3.3) | `background_consistency` (CLIP, clamp) | `aggregate_consistency` (frame-weighted) | VBench |
+| text-video (§3.4) | `text_video.text_video_score` | `text_video.text_video_mean` | VBench overall_consistency |
+| CLIP-T / CLIP-I / DINO-I (§3.5) | `clip_t` / `clip_i` / `dino_i` | mean over videos | DreamBooth / VGen |
+| T.Cons (§3.5) | `temporal_consistency` (CLIP, consecutive) | mean over videos | VGen |
+
+`evaluate_videos` runs any subset over a list of videos. Videos are uint8 (T, H, W, 3) RGB arrays (`load_video`
+reads files as VBench does); encoders are `model.scoring.ScoringEncoders` (or any object with `dino`,
+`clip_image`, `clip_text`, `dino_size`, `clip_size`). With the tiny random judges (`encoders.plumbing_only`)
+the numbers only prove the plumbing. CLIP-T/CLIP-I/DINO-I are plain cosines: no 2.5x CLIPScore scaling, no
+clamping (§3.5 asks to state this).
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from model.scoring import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD
 from components.flow import FarnebackFlow, FlowEstimator, padded_flow
 
 METRICS = ("dynamic_degree", "subject_consistency", "background_consistency", "temporal_consistency",
-           "clip_t", "clip_i", "dino_i")
+           "clip_t", "clip_i", "dino_i", "text_video")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -110,6 +119,47 @@ def _check_video(video: np.ndarray, min_frames: int = 2) -> np.ndarray:
     if len(video) < min_frames:
         raise ValueError(f"this metric needs at least {min_frames} frames, got {len(video)}")
     return video
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading videos as the references do
+# ---------------------------------------------------------------------------------------------------
+
+def read_mp4(path: str | os.PathLike) -> tuple[np.ndarray, float]:
+    """All frames of an .mp4 as uint8 (T, H, W, 3) RGB, and its frame rate (OpenCV's CAP_PROP_FPS)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    frames = []
+    while cap.isOpened():
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    cap.release()
+    if not frames:
+        raise ValueError(f"{path}: no frames could be decoded")
+    return np.stack(frames), float(fps)
+
+
+def load_video(path: str | os.PathLike) -> np.ndarray:
+    """VBench `load_video` for the consistency and text-video dimensions: every frame, uint8 (T, H, W, 3).
+
+    .gif (PIL, each frame converted to RGB), .png (one frame) or .mp4 (VBench decodes with decord, here
+    OpenCV); anything else raises NotImplementedError. Dynamic degree reads files differently
+    (`dynamic_degree_path`: mp4 or a frame folder, and no GIFs).
+    """
+    text = str(path)
+    if text.endswith(".gif") or text.endswith(".png"):
+        from PIL import Image, ImageSequence
+
+        with Image.open(text) as img:
+            frames = [np.asarray(f.convert("RGB"), dtype=np.uint8) for f in ImageSequence.Iterator(img)]
+        return np.stack(frames[:1] if text.endswith(".png") else frames)
+    if text.endswith(".mp4"):
+        return read_mp4(text)[0]
+    raise NotImplementedError(f"{path}: VBench reads .mp4, .gif or .png videos only")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -297,17 +347,7 @@ def dynamic_degree_path(path: str | os.PathLike, estimator: FlowEstimator | None
 
     path = Path(path)
     if str(path).endswith(".mp4"):
-        cap = cv2.VideoCapture(str(path))
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        frames = []
-        while cap.isOpened():
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-        cap.release()
-        if not frames:
-            raise ValueError(f"{path}: no frames could be decoded")
+        frames, fps = read_mp4(path)
         return _judge(frames[::frame_interval(fps)], estimator)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix[1:].lower() in _IMAGE_EXTS)
@@ -332,12 +372,14 @@ def dynamic_degree(results: Sequence[DynamicResult]) -> float:
 
 def evaluate_videos(samples: Sequence[Mapping], encoders, metrics: Sequence[str] = METRICS,
                     estimator: FlowEstimator | None = None, consistency_weighting: str = "frame",
-                    batch_size: int = 64) -> tuple[dict[str, float], list[dict]]:
+                    batch_size: int = 64, text_video_scorer=None) -> tuple[dict[str, float], list[dict]]:
     """Score videos and aggregate each metric as its reference does.
 
     samples: mappings with "frames" (uint8 (T, H, W, 3)), "fps" (float), and optionally "id",
-    "prompt" (natural prompt, for clip_t) and "references" (image(s) of the subject, for clip_i and
-    dino_i). A metric whose input a sample lacks is None in its row and skipped in the mean.
+    "prompt" (natural prompt, for clip_t and text_video) and "references" (image(s) of the subject, for
+    clip_i and dino_i). A metric whose input a sample lacks is None in its row and skipped in the mean.
+    text_video_scorer: a `text_video.TextVideoScorer` (X-CLIP from `cfg.scoring.text_video_path`); None
+    uses the CLIP judge of `encoders`, mean-pooled over 8 frames [RECON].
 
     Returns (summary, rows): summary maps metric -> value (dynamic degree: fraction dynamic;
     subject/background consistency: `consistency_weighting`, frame-weighted by default; the rest:
@@ -348,6 +390,10 @@ def evaluate_videos(samples: Sequence[Mapping], encoders, metrics: Sequence[str]
     if unknown:
         raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {METRICS}")
     estimator = estimator or FarnebackFlow()
+    if "text_video" in metrics and text_video_scorer is None:
+        from components.evaluate.text_video import ClipMeanPoolTextVideo
+
+        text_video_scorer = ClipMeanPoolTextVideo(encoders)
     rows, dyn, subj, back = [], [], [], []
     for i, sample in enumerate(samples):
         video = _check_video(sample["frames"])
@@ -378,6 +424,11 @@ def evaluate_videos(samples: Sequence[Mapping], encoders, metrics: Sequence[str]
             row["dino_i"] = None if refs is None else mean_cosine(
                 _ref_features(refs, lambda r: _dino_images(r, encoders, batch_size)),
                 _dino_images(video, encoders, batch_size))
+        if "text_video" in metrics:
+            from components.evaluate.text_video import text_video_score
+
+            prompt = sample.get("prompt")
+            row["text_video"] = None if prompt is None else text_video_score(video, prompt, text_video_scorer)
         rows.append(row)
 
     summary: dict[str, float] = {}
@@ -387,7 +438,7 @@ def evaluate_videos(samples: Sequence[Mapping], encoders, metrics: Sequence[str]
         summary["subject_consistency"] = aggregate_consistency(subj, consistency_weighting)
     if back:
         summary["background_consistency"] = aggregate_consistency(back, consistency_weighting)
-    for name in ("temporal_consistency", "clip_t", "clip_i", "dino_i"):
+    for name in ("temporal_consistency", "clip_t", "clip_i", "dino_i", "text_video"):
         values = [r[name] for r in rows if r.get(name) is not None]
         if values:
             summary[name] = float(np.mean(values))

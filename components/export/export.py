@@ -30,7 +30,8 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
     from components.export.parity import parity_report
     from components.export.pyfunc import OnnxSugarPyfunc
     from components.export.sampler import OnnxSugarSampler
-    from components.register.register import CODE_PATHS, set_aliases, version_tags
+    from components.register.register import (CHECKPOINT_TAG, CODE_PATHS, checkpoint_sha256, find_versions,
+                                              metrics_from_tags, set_aliases, version_tags)
     from components.serving import input_example, signature
     from components.tracking import step_run
     from model.pipeline import SugarPipeline
@@ -55,23 +56,37 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
                                f"{report['tolerance']:.3g}; not registering {cfg.export.model_name}. "
                                f"Report: {out / 'parity_report.json'}")
         name = cfg.export.model_name
-        info = mlflow.pyfunc.log_model(
-            name="onnx_model", python_model=OnnxSugarPyfunc(), artifacts={"onnx": str(out)}, code_paths=CODE_PATHS,
-            signature=signature(), input_example=input_example(cfg.model.height, cfg.model.width),
-            registered_model_name=name, pip_requirements=ONNX_REQUIREMENTS)
-    version = str(info.registered_model_version)
-    client = mlflow.MlflowClient()
-    metrics = {}
-    if registration:  # carry the torch version's metrics and its gate decision over
-        torch_version = client.get_model_version(registration["model_name"], registration["version"])
-        metrics = {k.removeprefix("metric."): float(v) for k, v in torch_version.tags.items()
-                   if k.startswith("metric.")}
-    tags = version_tags(pipe.metadata, data_version, metrics) | {"parity_max_abs_diff": f"{report['max_abs_diff']:.3g}"}
-    if registration:
-        tags["source_model"] = f"{registration['model_name']}/{registration['version']}"
-    for k, v in tags.items():
-        client.set_model_version_tag(name, version, k, v)
+        client = mlflow.MlflowClient()
+        # The ONNX version is keyed by the checkpoint's content hash + the format and opset: exporting the
+        # same checkpoint again reuses that version (tags and aliases re-applied) instead of duplicating it.
+        key = {CHECKPOINT_TAG: checkpoint_sha256(checkpoint_dir), "format": "onnx",
+               "onnx_opset": str(cfg.export.opset)}
+        existing = find_versions(client, name, key)
+        metrics = {}
+        if registration:  # carry the torch version's metrics and its gate decision over
+            torch_version = client.get_model_version(registration["model_name"], registration["version"])
+            metrics = metrics_from_tags(torch_version.tags)
+        tags = version_tags(pipe.metadata, data_version, metrics) | key | {
+            "parity_max_abs_diff": f"{report['max_abs_diff']:.3g}"}
+        if registration:
+            tags["source_model"] = f"{registration['model_name']}/{registration['version']}"
+            for k in ("gate", "gate_reasons"):
+                if k in torch_version.tags:
+                    tags[k] = torch_version.tags[k]
+        if existing:
+            version = str(existing[0].version)
+            for k, v in tags.items():
+                client.set_model_version_tag(name, version, k, v)
+        else:
+            info = mlflow.pyfunc.log_model(
+                name="onnx_model", python_model=OnnxSugarPyfunc(), artifacts={"onnx": str(out)},
+                code_paths=CODE_PATHS, signature=signature(),
+                input_example=input_example(cfg.model.height, cfg.model.width), pip_requirements=ONNX_REQUIREMENTS)
+            version = str(mlflow.register_model(info.model_uri, name, tags=tags).version)
+        mlflow.set_tags({"model_version": version, "reused": str(bool(existing)).lower(),
+                         CHECKPOINT_TAG: key[CHECKPOINT_TAG]})
     champion = bool(registration and registration.get("champion"))
-    result.update(registered=True, model_name=name, version=version,
-                  aliases=set_aliases(client, name, version, champion))
+    set_aliases(client, name, version, champion)
+    result.update(registered=True, model_name=name, version=version, reused=bool(existing),
+                  checkpoint_sha256=key[CHECKPOINT_TAG], aliases=sorted(client.get_model_version(name, version).aliases))
     return result

@@ -1,8 +1,11 @@
 """python -m components.register CHECKPOINT_DIR EVALUATION_DIR [--data-version HASH] [--params ...] [--set ...]
 
 Logs the checkpoint as the MLflow pyfunc model `register.model_name` (default vidcustom), tags the version
-with data version, git commit, preset and metrics, sets alias `challenger`, and `champion` when every
-floor in `register.gate` holds.
+with data version, git commit, preset, metrics and the checkpoint's content hash, sets alias `challenger`,
+and `champion` when the gate holds: every floor in `register.gate`, every pair in `register.must_beat`,
+and no metric in `register.no_regression` below the current champion's by more than `register.tolerance`.
+The decision and its reasons are tagged on the version (`gate`, `gate_reasons`) and written to its
+description. Registering a checkpoint already registered (same content hash) reuses that version.
 """
 
 import argparse

@@ -1,18 +1,36 @@
 """Register step: log the checkpoint as pyfunc `vidcustom`, tag the version, set `challenger` and, when the
-gate passes, `champion` (MLflow aliases; registry stages are deprecated)."""
+gate passes, `champion` (MLflow aliases; registry stages are deprecated).
+
+The gate (components/register/gate.py) compares the evaluation with floors, must-beat pairs and the current
+champion's metrics (no regression beyond register.tolerance). Its decision and reasons land on the model
+version (tags `gate`, `gate_reasons`, the description) and on the step's run (`gate.json`).
+
+Idempotent per checkpoint: every version is tagged with `checkpoint_sha256`, the content hash of the
+checkpoint directory; registering a checkpoint whose hash is already a version of the model reuses that
+version (new gate decision, tags and aliases applied to it) instead of creating a duplicate.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import math
 from pathlib import Path
 
 from components.config import RunConfig
+
+log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 # Code the pyfunc needs at load time, shipped with the model so a plain `mlflow models serve` works.
 CODE_PATHS = [str(REPO / "model"), str(REPO / "components")]
 TORCH_REQUIREMENTS = ["torch==2.13.0", "diffusers==0.42.1", "transformers==5.23.0", "safetensors", "av", "pillow",
                       "pydantic>=2", "pandas", "numpy", "pyyaml"]
+CHECKPOINT_TAG = "checkpoint_sha256"
+METRIC_TAG_PREFIX = "metric."
+MAX_TAG_CHARS = 4000  # well under the stores' tag value limits
+_CHUNK = 1 << 20
 
 
 def checkpoint_meta(checkpoint_dir: str | Path) -> dict:
@@ -24,6 +42,30 @@ def checkpoint_meta(checkpoint_dir: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
+def checkpoint_sha256(checkpoint_dir: str | Path) -> str:
+    """Content hash of a checkpoint directory: sha256 over every file, in sorted relative-path order, of
+    (path, size, bytes). Nothing is excluded, so any change to weights, configs or vidcustom.json changes it;
+    where the directory lives and file timestamps do not."""
+    root = Path(checkpoint_dir)
+    if not root.is_dir():
+        raise NotADirectoryError(f"checkpoint {root} is not a directory")
+    files = sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
+    if not files:
+        raise FileNotFoundError(f"checkpoint {root} holds no files")
+    h = hashlib.sha256()
+    for path in files:
+        rel = path.relative_to(root).as_posix().encode()
+        h.update(len(rel).to_bytes(8, "big") + rel + path.stat().st_size.to_bytes(8, "big"))
+        with path.open("rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _metric_tag(value: float) -> str:
+    return repr(float(value))  # shortest exact round-trip: the champion comparison reads these back
+
+
 def version_tags(meta: dict, data_version: str | None, metrics: dict) -> dict[str, str]:
     """Tags from the checkpoint's own record (what was trained), not from the registering step's config."""
     from components.tracking import git_commit
@@ -32,8 +74,21 @@ def version_tags(meta: dict, data_version: str | None, metrics: dict) -> dict[st
             "preset": str(meta.get("preset")), "method": str(meta.get("method")),
             "attention_design": str(meta.get("attention_design")),
             "training_stage": str(meta.get("training_stage"))}
-    tags.update({f"metric.{k}": f"{v:.6g}" for k, v in metrics.items() if isinstance(v, (int, float))})
+    tags.update({f"{METRIC_TAG_PREFIX}{k}": _metric_tag(v) for k, v in metrics.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool)})
     return tags
+
+
+def metrics_from_tags(tags: dict[str, str]) -> dict[str, float]:
+    """A version's `metric.<name>` tags back as floats (unparseable values read as NaN, which fails a rule)."""
+    out = {}
+    for k, v in tags.items():
+        if k.startswith(METRIC_TAG_PREFIX):
+            try:
+                out[k.removeprefix(METRIC_TAG_PREFIX)] = float(v)
+            except ValueError:
+                out[k.removeprefix(METRIC_TAG_PREFIX)] = math.nan
+    return out
 
 
 def set_aliases(client, name: str, version: str, champion: bool) -> list[str]:
@@ -43,31 +98,114 @@ def set_aliases(client, name: str, version: str, champion: bool) -> list[str]:
     return aliases
 
 
+def find_versions(client, name: str, tags: dict[str, str]) -> list:
+    """Versions of registered model `name` carrying all of `tags`, oldest first ([] when the model does
+    not exist yet). Uses the registry's tag filter, falling back to listing and filtering client-side."""
+    def quote(s: str) -> str:
+        return "'" + str(s).replace("'", "\\'") + "'"
+
+    flt = " and ".join([f"name = {quote(name)}"] + [f"tags.`{k}` = {quote(v)}" for k, v in tags.items()])
+    try:
+        found = _all_versions(client, flt)
+    except Exception as err:  # a store without tag filters
+        log.debug("tag filter %r not supported (%s); listing versions of %s", flt, err, name)
+        found = [v for v in _all_versions(client, f"name = {quote(name)}")
+                 if all(v.tags.get(k) == str(val) for k, val in tags.items())]
+    return sorted((v for v in found if v.name == name), key=lambda v: int(v.version))
+
+
+def _all_versions(client, flt: str) -> list:
+    out, token = [], None
+    while True:
+        page = client.search_model_versions(flt, page_token=token)
+        out.extend(page)
+        token = page.token
+        if not token:
+            return out
+
+
+def current_champion(client, name: str):
+    """The version holding `champion` now, or None (no such model, or no champion yet)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, "champion")
+    except MlflowException as err:
+        if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def gate_description(passed: bool, reasons: list[str], rules: dict, sha: str, champion: str | None) -> str:
+    lines = [f"Gate {'PASSED: champion' if passed else 'FAILED: challenger only'} "
+             f"(champion at registration: {champion or 'none'}).", "Reasons:"]
+    lines += [f"- {r}" for r in reasons]
+    lines += ["Rules: " + json.dumps(rules, sort_keys=True), f"Checkpoint sha256: {sha}"]
+    return "\n".join(lines)
+
+
 def run(checkpoint_dir: str | Path, evaluation_dir: str | Path, cfg: RunConfig, data_version: str | None = None) -> dict:
+    """Register (or reuse) the version of `register.model_name` for this checkpoint and apply the gate.
+
+    Returns model_name, version, champion (whether `champion` points at this version afterwards), aliases
+    (this version's aliases afterwards), reasons, model_uri, plus gate ('passed'/'failed'), passed,
+    reused, checkpoint_sha256 and previous_champion (the champion version compared against, or None).
+    """
     import mlflow
 
     from components.register.gate import evaluate_gate
     from components.register.pyfunc import SugarPyfunc
     from components.serving import input_example, signature
-    from components.tracking import step_run
+    from components.tracking import configure, step_run
 
-    metrics = json.loads((Path(evaluation_dir) / "metrics.json").read_text())
-    passed, reasons = evaluate_gate(metrics, cfg.register_.gate, cfg.register_.must_beat)
-    name = cfg.register_.model_name
-    with step_run(cfg, "register", data_version):
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=SugarPyfunc(), artifacts={"checkpoint": str(checkpoint_dir)},
-            code_paths=CODE_PATHS, signature=signature(), registered_model_name=name,
-            input_example=input_example(cfg.model.height, cfg.model.width), pip_requirements=TORCH_REQUIREMENTS)
-        version = str(info.registered_model_version)
-        mlflow.log_dict({"passed": passed, "reasons": reasons, "floors": cfg.register_.gate,
-                         "must_beat": cfg.register_.must_beat}, "gate.json")
-        mlflow.set_tag("gate", "passed" if passed else "failed")
+    metrics_file = Path(evaluation_dir) / "metrics.json"
+    if not metrics_file.is_file():
+        raise FileNotFoundError(f"{metrics_file} is missing: pass the evaluate step's output directory")
+    metrics = json.loads(metrics_file.read_text())
+    meta = checkpoint_meta(checkpoint_dir)
+    sha = checkpoint_sha256(checkpoint_dir)
+    rc = cfg.register_
+    name = rc.model_name
+
+    configure(cfg)
     client = mlflow.MlflowClient()
-    tags = version_tags(checkpoint_meta(checkpoint_dir), data_version, metrics) | {"gate": "passed" if passed else "failed",
-                                                       "gate_reasons": "; ".join(reasons)[:4000]}
-    for k, v in tags.items():
-        client.set_model_version_tag(name, version, k, v)
-    aliases = set_aliases(client, name, version, passed)
-    return {"model_name": name, "version": version, "champion": passed, "aliases": aliases, "reasons": reasons,
-            "model_uri": f"models:/{name}/{version}"}
+    existing = find_versions(client, name, {CHECKPOINT_TAG: sha})
+    champ = current_champion(client, name)
+    champion_metrics = metrics_from_tags(champ.tags) if champ is not None else None
+    passed, reasons = evaluate_gate(metrics, rc.gate, rc.must_beat, champion_metrics, rc.no_regression, rc.tolerance,
+                                    champion=f"v{champ.version}" if champ is not None else None)
+    decision = "passed" if passed else "failed"
+    rules = {"floors": rc.gate, "must_beat": rc.must_beat, "no_regression": rc.no_regression,
+             "tolerance": rc.tolerance}
+    tags = version_tags(meta, data_version, metrics) | {
+        CHECKPOINT_TAG: sha, "gate": decision, "gate_reasons": "; ".join(reasons)[:MAX_TAG_CHARS],
+        "gate_champion": f"{champ.version}" if champ is not None else "none"}
+
+    with step_run(cfg, "register", data_version):
+        if existing:
+            version = str(existing[0].version)
+            log.info("checkpoint %s is already %s version %s: reusing it", sha[:12], name, version)
+            for k, v in tags.items():
+                client.set_model_version_tag(name, version, k, v)
+        else:
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=SugarPyfunc(), artifacts={"checkpoint": str(checkpoint_dir)},
+                code_paths=CODE_PATHS, signature=signature(),
+                input_example=input_example(cfg.model.height, cfg.model.width), pip_requirements=TORCH_REQUIREMENTS)
+            # Tags go on at creation, so a version never exists without its checkpoint hash.
+            version = str(mlflow.register_model(info.model_uri, name, tags=tags).version)
+        client.update_model_version(name, version, description=gate_description(
+            passed, reasons, rules, sha, f"v{champ.version}" if champ is not None else None))
+        set_aliases(client, name, version, passed)
+        aliases = sorted(client.get_model_version(name, version).aliases)
+        gate = {"passed": passed, "decision": decision, "reasons": reasons, **rules,
+                "champion_compared": None if champ is None else {"version": str(champ.version),
+                                                                  "metrics": champion_metrics},
+                "model_name": name, "version": version, "reused": bool(existing), CHECKPOINT_TAG: sha}
+        mlflow.log_dict(gate, "gate.json")
+        mlflow.set_tags({"gate": decision, "model_version": version, "reused": str(bool(existing)).lower(),
+                         CHECKPOINT_TAG: sha})
+    return {"model_name": name, "version": version, "champion": "champion" in aliases, "aliases": aliases,
+            "reasons": reasons, "model_uri": f"models:/{name}/{version}", "gate": decision, "passed": passed,
+            "reused": bool(existing), CHECKPOINT_TAG: sha,
+            "previous_champion": None if champ is None else str(champ.version)}
