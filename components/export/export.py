@@ -31,7 +31,7 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
     from components.export.pyfunc import OnnxSugarPyfunc
     from components.export.sampler import OnnxSugarSampler
     from components.register.register import (CHECKPOINT_TAG, CODE_PATHS, checkpoint_sha256, find_versions,
-                                              metrics_from_tags, set_aliases, version_tags)
+                                              metrics_from_tags, register_or_reuse, set_aliases, version_tags)
     from components.serving import input_example, signature
     from components.tracking import step_run
     from model.pipeline import SugarPipeline
@@ -73,16 +73,10 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
             for k in ("gate", "gate_reasons"):
                 if k in torch_version.tags:
                     tags[k] = torch_version.tags[k]
-        if existing:
-            version = str(existing[0].version)
-            for k, v in tags.items():
-                client.set_model_version_tag(name, version, k, v)
-        else:
-            info = mlflow.pyfunc.log_model(
-                name="onnx_model", python_model=OnnxSugarPyfunc(), artifacts={"onnx": str(out)},
-                code_paths=CODE_PATHS, signature=signature(),
-                input_example=input_example(cfg.model.height, cfg.model.width), pip_requirements=ONNX_REQUIREMENTS)
-            version = str(mlflow.register_model(info.model_uri, name, tags=tags).version)
+        version = register_or_reuse(client, name, existing, tags, lambda: mlflow.pyfunc.log_model(
+            name="onnx_model", python_model=OnnxSugarPyfunc(), artifacts={"onnx": str(out)},
+            code_paths=CODE_PATHS, signature=signature(),
+            input_example=input_example(cfg.model.height, cfg.model.width), pip_requirements=ONNX_REQUIREMENTS))
         mlflow.set_tags({"model_version": version, "reused": str(bool(existing)).lower(),
                          CHECKPOINT_TAG: key[CHECKPOINT_TAG]})
     champion = bool(registration and registration.get("champion"))

@@ -144,6 +144,22 @@ def gate_description(passed: bool, reasons: list[str], rules: dict, sha: str, ch
     return "\n".join(lines)
 
 
+def register_or_reuse(client, name: str, existing: list, tags: dict[str, str], log_model) -> str:
+    """The version for this checkpoint: the existing one (its tags re-applied), or a new one registered
+    from `log_model()` (returns the logged model's info) with `tags` set at creation, so a version never
+    exists without its checkpoint hash."""
+    import mlflow
+
+    if existing:
+        version = str(existing[0].version)
+        log.info("checkpoint %s is already %s version %s: reusing it", tags.get(CHECKPOINT_TAG, "?")[:12], name,
+                 version)
+        for k, v in tags.items():
+            client.set_model_version_tag(name, version, k, v)
+        return version
+    return str(mlflow.register_model(log_model().model_uri, name, tags=tags).version)
+
+
 def run(checkpoint_dir: str | Path, evaluation_dir: str | Path, cfg: RunConfig, data_version: str | None = None) -> dict:
     """Register (or reuse) the version of `register.model_name` for this checkpoint and apply the gate.
 
@@ -182,18 +198,10 @@ def run(checkpoint_dir: str | Path, evaluation_dir: str | Path, cfg: RunConfig, 
         "gate_champion": f"{champ.version}" if champ is not None else "none"}
 
     with step_run(cfg, "register", data_version):
-        if existing:
-            version = str(existing[0].version)
-            log.info("checkpoint %s is already %s version %s: reusing it", sha[:12], name, version)
-            for k, v in tags.items():
-                client.set_model_version_tag(name, version, k, v)
-        else:
-            info = mlflow.pyfunc.log_model(
-                name="model", python_model=SugarPyfunc(), artifacts={"checkpoint": str(checkpoint_dir)},
-                code_paths=CODE_PATHS, signature=signature(),
-                input_example=input_example(cfg.model.height, cfg.model.width), pip_requirements=TORCH_REQUIREMENTS)
-            # Tags go on at creation, so a version never exists without its checkpoint hash.
-            version = str(mlflow.register_model(info.model_uri, name, tags=tags).version)
+        version = register_or_reuse(client, name, existing, tags, lambda: mlflow.pyfunc.log_model(
+            name="model", python_model=SugarPyfunc(), artifacts={"checkpoint": str(checkpoint_dir)},
+            code_paths=CODE_PATHS, signature=signature(),
+            input_example=input_example(cfg.model.height, cfg.model.width), pip_requirements=TORCH_REQUIREMENTS))
         client.update_model_version(name, version, description=gate_description(
             passed, reasons, rules, sha, f"v{champ.version}" if champ is not None else None))
         set_aliases(client, name, version, passed)
