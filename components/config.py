@@ -175,8 +175,18 @@ class EvaluateConfig(_Strict):
                                          "s3://); required by every benchmark but sprites")
     paper_metrics: bool = Field(True, description="also compute the METHOD_NOTES §3 metrics (DINO-I, CLIP-I, "
                                 "CLIP-T, text-video, dynamic degree, subject/background/temporal consistency)")
+    flow: Literal["opencv", "raft"] = Field("opencv", description="optical flow for dynamic degree (VBench: RAFT; "
+                                            "OpenCV Farneback offline); tagged on the run")
+    raft_weights: str | None = Field(None, description="torchvision RAFT state dict, for flow=raft")
     guidance_sweep: list[float] = Field(default_factory=list, description="image guidance scales to sweep (text "
                                         "scale fixed); logs a metric-vs-scale plot; empty = no sweep")
+
+    @model_validator(mode="after")
+    def _raft(self) -> "EvaluateConfig":
+        if self.flow == "raft" and not self.raft_weights:
+            raise ValueError("evaluate.flow=raft needs evaluate.raft_weights (a torchvision RAFT state dict; "
+                             "nothing is downloaded at run time)")
+        return self
 
 
 class RegisterConfig(_Strict):

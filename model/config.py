@@ -162,7 +162,10 @@ class ModelConfig(_Strict):
 class ScoringConfig(_Strict):
     """Frozen judges for data filters and metrics (not part of a checkpoint)."""
 
-    dino_path: str | None = Field(None, description="transformers ViTModel folder (DINO ViT-B/16 or S/16)")
+    dino_path: str | None = Field(None, description="transformers ViTModel folder: DINO ViT-S/16 (DreamBooth's DINO-I "
+                                  "and the data filters)")
+    subject_dino_path: str | None = Field(None, description="DINO ViT-B/16 for VBench subject consistency (§3.2; "
+                                          "S/16 there is a known error); default: dino_path")
     clip_path: str | None = Field(None, description="transformers CLIPModel folder (OpenAI CLIP ViT-B/32)")
     text_video_path: str | None = Field(None, description="video-text model folder for the text-video score "
                                         "(transformers X-CLIP); default: CLIP on 8 frames, mean-pooled [RECON]")

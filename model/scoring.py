@@ -48,13 +48,26 @@ class ScoringEncoders(nn.Module):
                 projection_dim=64)
             self.clip_model = _frozen(_seeded(lambda: CLIPModel(conf), TINY_SEED + 11))
             self.tokenizer = build_tokenizer(TextEncoderConfig())
+        # VBench's subject consistency uses DINO ViT-B/16, DreamBooth's DINO-I ViT-S/16 (METHOD_NOTES §3.6).
+        self.subject_dino_model = (_frozen(ViTModel.from_pretrained(cfg.subject_dino_path, add_pooling_layer=False,
+                                                                    use_safetensors=True))
+                                   if cfg.subject_dino_path else self.dino_model)
         self.dino_size = self.dino_model.config.image_size
+        self.subject_dino_size = self.subject_dino_model.config.image_size
         self.clip_size = self.clip_model.config.vision_config.image_size
 
     @torch.no_grad()
     def dino(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self._cls(self.dino_model, pixel_values)
+
+    @torch.no_grad()
+    def subject_dino(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self._cls(self.subject_dino_model, pixel_values)
+
+    @staticmethod
+    def _cls(model, pixel_values: torch.Tensor) -> torch.Tensor:
         # DINO's own interpolation handles non-square inputs (VBench keeps the aspect ratio).
-        out = self.dino_model(pixel_values=pixel_values, interpolate_pos_encoding=True).last_hidden_state[:, 0]
+        out = model(pixel_values=pixel_values, interpolate_pos_encoding=True).last_hidden_state[:, 0]
         return F.normalize(out.float(), dim=-1)
 
     @torch.no_grad()

@@ -53,6 +53,9 @@ def _in_cluster(task):
     kubernetes.use_secret_as_env(task, "vidcustom-s3", {k: k for k in SECRET_KEYS})
     kubernetes.mount_pvc(task, pvc_name="vidcustom-data", mount_path=DATA_MOUNT)
     task.set_env_variable("VIDCUSTOM_HOME", f"{DATA_MOUNT}/state")
+    # One MLflow parent run per pipeline execution: every step's run nests under the run keyed by this id
+    # (kfp.local runs get theirs from pipelines/local.py).
+    task.set_env_variable("VIDCUSTOM_PIPELINE_RUN", dsl.PIPELINE_JOB_ID_PLACEHOLDER)
     return task
 
 

@@ -72,3 +72,29 @@ def test_an_image_benchmark_is_scored_with_the_paper_metrics(run_config, tmp_pat
     assert tags["benchmark"] == "videomaker_object" and tags["text_video_model"]
     with pytest.raises(ValueError, match="benchmark_images"):
         run(ckpt, tmp_path / "eval2", run_config("evaluate.benchmark=videomaker_object"))
+
+
+def test_subject_consistency_uses_vbench_dino_and_dino_i_the_dreambooth_one(tmp_path):
+    """§3.6: VBench subject consistency is DINO ViT-B/16, DreamBooth's DINO-I ViT-S/16: two configurable
+    models (tiny stand-ins of different widths here), each metric on its own."""
+    from transformers import ViTConfig, ViTModel
+
+    from components.evaluate import metrics as M
+    from model.config import ScoringConfig
+    from model.scoring import ScoringEncoders
+
+    for name, width in (("s16", 48), ("b16", 96)):
+        conf = ViTConfig(image_size=32, patch_size=8, hidden_size=width, num_hidden_layers=1, num_attention_heads=4,
+                         intermediate_size=64)
+        ViTModel(conf, add_pooling_layer=False).save_pretrained(tmp_path / name)
+    judges = ScoringEncoders(ScoringConfig(dino_path=str(tmp_path / "s16"), subject_dino_path=str(tmp_path / "b16")))
+    calls = []
+    for attr in ("dino", "subject_dino"):
+        original = getattr(judges, attr)
+        setattr(judges, attr, lambda x, a=attr, f=original: calls.append((a, f(x).shape[-1])) or f(x))
+    video = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
+    M.subject_consistency(video, judges)
+    assert calls == [("subject_dino", 96)]
+    calls.clear()
+    M.dino_i(video, video[0], judges)
+    assert {c for c in calls} == {("dino", 48)}

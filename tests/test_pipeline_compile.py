@@ -38,3 +38,6 @@ def test_every_task_is_wired_to_the_cluster_services(tmp_path):
         assert conf["configMapAsEnv"][0]["configMapName"] == "vidcustom-env", name
         assert conf["secretAsEnv"][0]["secretName"] == "vidcustom-s3", name
         assert conf["pvcMount"][0]["mountPath"] == "/data", name
+    for name, ex in spec.items():  # steps find their pipeline's MLflow parent run by the job id
+        env = {e["name"]: e["value"] for e in ex["container"].get("env", [])}
+        assert env.get("VIDCUSTOM_PIPELINE_RUN") == "{{$.pipeline_job_uuid}}", name

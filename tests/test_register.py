@@ -184,3 +184,25 @@ def test_find_versions_falls_back_to_filtering_client_side():
 
     assert [v.version for v in find_versions(Client(), "m", {"checkpoint_sha256": "aa"})] == ["1", "2"]
     assert [v.version for v in find_versions(Client(), "m", {"checkpoint_sha256": "aa", "format": "onnx"})] == ["1"]
+
+
+def test_champion_rerun_keeps_its_record_and_other_benchmarks_are_not_a_baseline(run_config, checkpoints, tmp_path):
+    cfg = run_config()
+    first = evaluation(tmp_path, "first", sprites_motion=0.50)
+    (tmp_path / "eval-first" / "evaluation.json").write_text(json.dumps({"benchmark": "sprites",
+                                                                         "plumbing_only": True}))
+    assert run(checkpoints[0], first, cfg, "abc.dir")["champion"]
+
+    # The champion's own checkpoint, re-evaluated worse: not compared with itself, its metric record kept.
+    again = run(checkpoints[0], evaluation(tmp_path, "again", sprites_motion=0.40), cfg, "abc.dir")
+    assert again["reused"] and again["champion"] and "current champion v1" in again["reasons"][0]
+    v1 = client_for(cfg).get_model_version(NAME, "1")
+    assert float(v1.tags["metric.sprites_motion"]) == 0.50 and v1.tags["eval.benchmark"] == "sprites"
+
+    # A better model measured on another benchmark is not comparable with the champion: refused, with why.
+    other = evaluation(tmp_path, "other", sprites_motion=0.90)
+    (tmp_path / "eval-other" / "evaluation.json").write_text(json.dumps({"benchmark": "videomaker_object",
+                                                                         "plumbing_only": True}))
+    r = run(checkpoints[1], other, cfg, "abc.dir")
+    assert not r["champion"] and r["gate"] == "failed"
+    assert any("not comparable with the champion v1" in x and "benchmark=sprites" in x for x in r["reasons"])

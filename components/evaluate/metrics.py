@@ -207,7 +207,10 @@ def subject_consistency(video: np.ndarray, encoders, size: int | None = None,
     `size` defaults to `encoders.dino_size` (224 for DINO ViT-B/16).
     """
     video = _check_video(video)
-    feats = _features(encoders.dino, dino_transform, video, size or encoders.dino_size, batch_size)
+    # VBench's DINO ViT-B/16 (encoders.subject_dino), not DreamBooth's S/16 used for DINO-I.
+    encode = getattr(encoders, "subject_dino", encoders.dino)
+    feats = _features(encode, dino_transform, video, size or getattr(encoders, "subject_dino_size",
+                                                                     encoders.dino_size), batch_size)
     return _consistency(feats)
 
 

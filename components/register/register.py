@@ -136,6 +136,31 @@ def current_champion(client, name: str):
         raise
 
 
+EVALUATION_FILE = "evaluation.json"  # written by the evaluate step: what the metrics were measured on
+COMPARABLE_KEYS = ("benchmark", "plumbing_only", "text_video_model", "dynamic_degree_flow")
+
+
+def evaluation_identity(evaluation_dir: str | Path) -> dict:
+    """The evaluate step's record of what its metrics were measured on ({} for older evaluations)."""
+    path = Path(evaluation_dir) / EVALUATION_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def comparability_problem(champ, evaluation: dict) -> str | None:
+    """A reason when the champion's metrics were measured on another benchmark or with other judges."""
+    if champ is None or not evaluation:
+        return None
+    for key in COMPARABLE_KEYS:
+        theirs = champ.tags.get(f"eval.{key}")
+        if theirs is not None and key in evaluation and str(evaluation[key]) != theirs:
+            return (f"not comparable with the champion v{champ.version}: its metrics were measured with {key}="
+                    f"{theirs}, these with {key}={evaluation[key]}; re-evaluate both the same way")
+    return None
+
+
 def gate_description(passed: bool, reasons: list[str], rules: dict, sha: str, champion: str | None) -> str:
     lines = [f"Gate {'PASSED: champion' if passed else 'FAILED: challenger only'} "
              f"(champion at registration: {champion or 'none'}).", "Reasons:"]
@@ -155,7 +180,10 @@ def register_or_reuse(client, name: str, existing: list, tags: dict[str, str], l
         log.info("checkpoint %s is already %s version %s: reusing it", tags.get(CHECKPOINT_TAG, "?")[:12], name,
                  version)
         for k, v in tags.items():
-            client.set_model_version_tag(name, version, k, v)
+            # A version's metric.* tags stay those of its first evaluation: rewriting them on every re-run
+            # would let a champion's no-regression baseline drift down by up to the tolerance each time.
+            if not k.startswith(METRIC_TAG_PREFIX) or k not in existing[0].tags:
+                client.set_model_version_tag(name, version, k, v)
         return version
     return str(mlflow.register_model(log_model().model_uri, name, tags=tags).version)
 
@@ -187,13 +215,24 @@ def run(checkpoint_dir: str | Path, evaluation_dir: str | Path, cfg: RunConfig, 
     client = mlflow.MlflowClient()
     existing = find_versions(client, name, {CHECKPOINT_TAG: sha})
     champ = current_champion(client, name)
+    evaluation = evaluation_identity(evaluation_dir)
+    no_regression, notes = list(rc.no_regression), []
+    if champ is not None and existing and str(existing[0].version) == str(champ.version):
+        # Re-registering the champion's own checkpoint: comparing it with itself means nothing.
+        no_regression, champ = [], None
+        notes.append(f"this checkpoint is the current champion v{existing[0].version}: no-regression not applied")
     champion_metrics = metrics_from_tags(champ.tags) if champ is not None else None
-    passed, reasons = evaluate_gate(metrics, rc.gate, rc.must_beat, champion_metrics, rc.no_regression, rc.tolerance,
+    passed, reasons = evaluate_gate(metrics, rc.gate, rc.must_beat, champion_metrics, no_regression, rc.tolerance,
                                     champion=f"v{champ.version}" if champ is not None else None)
+    mismatch = comparability_problem(champ, evaluation) if no_regression else None
+    if mismatch:  # metrics from another benchmark or other judges are not a baseline
+        reasons = [r for r in reasons if not r.startswith("all rules hold")] + [mismatch]
+        passed = False
+    reasons = notes + reasons
     decision = "passed" if passed else "failed"
     rules = {"floors": rc.gate, "must_beat": rc.must_beat, "no_regression": rc.no_regression,
              "tolerance": rc.tolerance}
-    tags = version_tags(meta, data_version, metrics) | {
+    tags = version_tags(meta, data_version, metrics) | {f"eval.{k}": str(v) for k, v in evaluation.items()} | {
         CHECKPOINT_TAG: sha, "gate": decision, "gate_reasons": "; ".join(reasons)[:MAX_TAG_CHARS],
         "gate_champion": f"{champ.version}" if champ is not None else "none"}
 
