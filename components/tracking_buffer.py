@@ -543,7 +543,17 @@ def sync(state: str | Path, tracking_uri: str | None = None, include_running: bo
     if not (buffer_dir(state) / "mlflow.db").is_file():
         return {"buffer": str(buffer_dir(state)), "uploaded_runs": [], "merged_parents": [], "updated_parents": [],
                 "model_versions": [], "aliases": [], "aliases_skipped": [], "pending": [], "already_synced": 0}
-    job = _Sync(state, tracking_uri, include_running, retries, retry_wait_s)
-    mapped = job.sync_runs()
-    job.sync_registry(mapped)
-    return job.result
+    import fcntl
+
+    # One sync at a time per buffer: a second one would see the first one's half-uploaded runs as failed
+    # uploads and redo or delete them. The lock is released when the file closes, also on a crash.
+    with open(buffer_dir(state) / ".sync.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"another `vidcustom mlflow sync` is uploading {buffer_dir(state)} right now; "
+                               "wait for it to finish") from None
+        job = _Sync(state, tracking_uri, include_running, retries, retry_wait_s)
+        mapped = job.sync_runs()
+        job.sync_registry(mapped)
+        return job.result

@@ -228,6 +228,16 @@ def test_sync_merges_buffered_steps_into_the_servers_pipeline_run(run_config, ml
     assert client.get_model_version_by_alias("vidcustom-mixed", "challenger").version == "2"
     assert sync(offline.state, tracking_uri=mlflow_server.uri, retries=1)["uploaded_runs"] == []
 
+    # While one sync holds the buffer, a second one is refused instead of racing it.
+    import fcntl
+
+    from components.tracking_buffer import buffer_dir
+
+    with open(buffer_dir(offline.state) / ".sync.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(RuntimeError, match="another `vidcustom mlflow sync`"):
+            sync(offline.state, tracking_uri=mlflow_server.uri, retries=1)
+
 
 def test_postgres_backed_server(run_config, mlflow_server_postgres, tmp_path):
     cfg = run_config(f"mlflow.tracking_uri={mlflow_server_postgres.uri}")
