@@ -99,7 +99,8 @@ def test_resume_regenerates_only_the_missing_shard(dataset, tmp_path):
     assert summary["shards_generated"] == 2 and summary["shards_skipped"] == 2
     assert {p: p.stat().st_mtime_ns for p in untouched} == untouched
     assert (copy / MANIFEST).read_bytes() == (root / MANIFEST).read_bytes()
-    # a config that changes content invalidates every shard
+    # an evaluation-only judge does not touch the data; a config that changes content invalidates every shard
+    assert run(copy, small_cfg("scoring.text_video_path=/models/xclip"))["shards_generated"] == 0
     assert run(copy, small_cfg("synthesize.seed=5"))["shards_generated"] == 4
 
 

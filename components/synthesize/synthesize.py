@@ -62,7 +62,9 @@ def fingerprint(cfg, backend) -> str:
         "synthesize": s.model_dump(exclude=filters_only),
         "backend": backend.fingerprint(),
         "video": [m.height, m.width, m.num_frames, m.fps],
-        "scoring": cfg.scoring.model_dump(),
+        # Only the judges the filters use: an evaluation-only judge (text-video model, VBench's subject DINO)
+        # must not invalidate a dataset that can take GPU-days to regenerate.
+        "scoring": cfg.scoring.model_dump(include={"dino_path", "clip_path", "tiny_image_size"}),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
