@@ -156,14 +156,18 @@ def test_sprites_scores_high_on_truth_low_on_wrong(tmp_path):
         assert s["identity"] > 0.8 and s["motion"] > 0.9 and s["attribute"] == 1.0
     other = next(c for c in S.PALETTE if c != subject.colour)
     wrong_colour = S.render(dataclasses.replace(spec, subject=dataclasses.replace(subject, colour=other)), 32, 32, 8)
-    assert SC.sprites_scores(wrong_colour[0], spec)["identity"] < 0.1
+    wrong = SC.sprites_scores(wrong_colour[0], spec)
+    assert wrong["identity_colour"] < 0.05 and wrong["identity_shape"] > 0.9  # the parts tell what is wrong
+    assert 0.4 < wrong["identity"] < s["identity"] - 0.25
     opposite = {"left": "right", "right": "left", "up": "down", "down": "up"}[spec.motion.direction]
     backwards = S.render(dataclasses.replace(spec, motion=dataclasses.replace(spec.motion, direction=opposite)),
                          32, 32, 8)
     assert SC.sprites_scores(backwards[0], spec)["motion"] == 0.0
     still = np.repeat(frames[:1], 8, axis=0)
     assert SC.sprites_scores(still, spec)["motion"] == 0.0
-    assert SC.sprites_scores(np.full_like(frames, 120), spec) == {"identity": 0.0, "motion": 0.0, "attribute": 1.0}
+    assert SC.sprites_scores(np.full_like(frames, 120), spec) == {
+        "identity": 0.0, "identity_shape": 0.0, "identity_colour": 0.0, "identity_texture": 0.0, "motion": 0.0,
+        "attribute": 1.0}
 
     recoloured = dataclasses.replace(spec, source="synthetic", new_colour=other)
     assert SC.sprites_scores(S.render(recoloured, 32, 32, 8)[0], recoloured)["attribute"] > 0.9
@@ -220,8 +224,45 @@ def test_texture_and_shape_count_towards_identity():
     solid = S.render(dataclasses.replace(spec, subject=dataclasses.replace(subject, texture="solid")), 32, 32, 8)[0]
     circle = S.render(dataclasses.replace(spec, subject=dataclasses.replace(subject, shape="circle")), 32, 32, 8)[0]
     assert truth > 0.8
-    assert SC.sprites_scores(solid, spec)["identity"] < 0.2
+    plain = SC.sprites_scores(solid, spec)
+    assert plain["identity_texture"] < 0.2 and plain["identity"] < truth - 0.25
     assert SC.sprites_scores(circle, spec)["identity"] < truth - 0.2
+
+
+def _blob(spec, h=32, w=32, t_=8):
+    """A featureless disc of the subject's size on its true path, in a grey that stands off the background."""
+    p, bg = S.pose(spec, h, w, t_), S.background_image(spec.background, h, w)
+    tone = np.array([200.0, 200, 200]) if bg.mean() < 128 else np.array([40.0, 40, 40])
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = spec.subject.size * min(h, w) / 2 * 0.9
+    return np.stack([np.where((((xx - cx) ** 2 + (yy - cy) ** 2) <= r * r)[..., None], tone, bg)
+                     for cx, cy in p.centres]).astype(np.uint8)
+
+
+def test_identity_is_monotone_in_faithfulness():
+    # exact copy > right shape in the wrong colour > a shapeless blob > noise, on every held-out spec
+    rng = np.random.default_rng(0)
+    for spec in S.heldout_specs(0, 60):
+        exact = S.render(spec, 32, 32, 8)[0]
+        other = next(c for c in S.PALETTE if c not in (spec.subject.colour, spec.new_colour))
+        recoloured = dataclasses.replace(spec, subject=dataclasses.replace(spec.subject, colour=other),
+                                         new_colour=other if spec.new_colour else None)
+        wrong = S.render(recoloured, 32, 32, 8)[0]
+        noise = rng.integers(0, 256, exact.shape, dtype=np.uint8)
+        ident = [SC.sprites_scores(v, spec)["identity"] for v in (exact, wrong, _blob(spec), noise)]
+        assert ident[0] > 0.85 and ident[3] < 0.15, (spec, ident)
+        if spec.new_colour is None:  # the caption changes the colour: colour is then not part of identity
+            assert ident[0] > ident[1] + 0.2, (spec, ident)
+        assert ident[1] > ident[2] > ident[3], (spec, ident)
+
+
+def test_grey_is_no_palette_colour():
+    for name, bg in S.BACKGROUNDS.items():
+        greys = np.array([[v, v, v] for v in range(10, 250, 20)], np.float64)
+        labels, _ = SC.classify_colours(greys, bg)
+        assert (labels == -1).all(), name
+    shaded = np.array([np.asarray(c, float) * S.SHADE for c in S.PALETTE.values()])
+    assert SC.classify_colours(shaded, (0, 0, 0))[0].tolist() == list(range(len(S.PALETTE)))
 
 
 def test_heldout_specs_are_disjoint_from_training():

@@ -15,6 +15,10 @@ from .sprites import (FG_THRESHOLD, PALETTE, PIXEL_BLOCK, SHADE, SampleSpec, _er
                       expected_displacement, fill_holes, pose, render)
 
 
+MAX_COLOUR_RESIDUAL = 30.0  # RGB distance; true pixels through the codec: 99.9th percentile 24
+MIN_COLOUR_WEIGHT = 0.2     # the palette colour's weight in the pixel (1 full colour, SHADE for texture)
+
+
 @functools.lru_cache(maxsize=64)
 def _unmix_bases(background: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Per palette colour k: basis B_k = [c_k, bg] (K, 3, 2) and its pseudo-inverse (K, 2, 3)."""
@@ -30,7 +34,10 @@ def _classify_one(p: np.ndarray, background: tuple[int, int, int]) -> tuple[np.n
     resid[coef[..., 0] <= 0] = np.inf
     label = resid.argmin(axis=1)
     best = coef[np.arange(len(p)), label]
-    label[~np.isfinite(resid.min(axis=1))] = -1
+    # A pixel is a palette colour only if that colour makes up a real part of it and the fit is close:
+    # greys blend exactly into grey/white backgrounds with a trace of any colour, and would otherwise
+    # count as whatever colour the trace happens to be.
+    label[~(resid.min(axis=1) <= MAX_COLOUR_RESIDUAL) | (best[:, 0] < MIN_COLOUR_WEIGHT)] = -1
     fg_share = 1.0 - best[:, 1] if any(background) else np.ones(len(p))
     return label, best[:, 0] / np.maximum(fg_share, 1e-3)
 
@@ -40,7 +47,8 @@ def classify_colours(pixels: np.ndarray, background) -> tuple[np.ndarray, np.nda
 
     A sprite pixel is x * c_k + y * bg (x < 1: shade or anti-aliased edge; y: the background share),
     so each pixel is fitted in every plane span(c_k, bg) and takes the colour with the smallest
-    residual; x < 0 (the complementary hue) is not allowed. pixels (..., 3); background: one RGB
+    residual; x < 0 (the complementary hue) is not allowed, and a pixel whose best fit is poor (residual >
+    MAX_COLOUR_RESIDUAL) or holds little colour (x < MIN_COLOUR_WEIGHT, e.g. a grey) is no colour (-1). pixels (..., 3); background: one RGB
     colour, or per-pixel colours of the same shape as `pixels` (patterned scenes). Returns (label
     (...) int, index into PALETTE, -1 if no fit; brightness (...) = x / (1 - y), 1 for full colour,
     SHADE for the texture tone).
@@ -181,16 +189,32 @@ def _zoom_motion(fg: np.ndarray, scale_end: float) -> float:
     return float(np.clip(got / (0.5 * want), 0.0, 1.0))
 
 
+IDENTITY_PARTS = ("identity_shape", "identity_colour", "identity_texture")
+
+
+def combine_identity(shape: float, colour: float, texture: float) -> float:
+    """shape * (1 + colour + texture) / (1 + parts that apply); NaN colour/texture = not applicable."""
+    extra = [p for p in (colour, texture) if not np.isnan(p)]
+    return float(shape * (1.0 + sum(extra)) / (1 + len(extra)))
+
+
 def sprites_scores(frames: np.ndarray, spec: SampleSpec) -> dict[str, float]:
     """Score a generated video (T, H, W, 3) uint8 against the spec's ground truth; each score in [0, 1].
 
     Foreground = pixels farther than FG_THRESHOLD from the spec's background (colour or scene).
-    - identity: what the caption does NOT change, as a product of the applicable parts:
-      shape (mean IoU of the filled foreground with the true frame's, placed at its centroid), colour
-      (share of foreground pixels whose nearest palette colour is the subject's; only when the colour
-      is not changed), texture (1 - |shaded share - true shaded share| / 0.25, clipped, where the
-      shaded share is the area share of the dark tone inside the subject; only when neither texture
-      nor style is changed). 0 when there is no foreground.
+    - identity: how faithfully the subject is reproduced in what the caption does NOT change, from three
+      parts, each in [0, 1] and reported on its own (`identity_shape`, `identity_colour`,
+      `identity_texture`; NaN where the caption changes that attribute):
+        shape: mean IoU of the filled foreground with the true frame's, placed at its centroid;
+        colour: share of foreground pixels whose nearest palette colour is the subject's (not when the
+          caption asks for a new colour);
+        texture: 1 - |shaded share - true shaded share| / 0.25, clipped, where the shaded share is the area
+          share of the dark tone inside the subject (not when a new texture or a style is asked for).
+      identity = shape * (1 + colour + texture) / (1 + number of colour/texture parts that apply). Shape
+      gates the rest, so noise (foreground everywhere, IoU ~ subject area / frame area) and a shapeless blob
+      score low whatever their colours, while a wrong colour on the right shape keeps the shape's credit
+      instead of zeroing the product: exact copy > right shape, wrong colour > blob > noise. 0 when there
+      is no foreground.
     - motion: zoom -> the fitted log-area change against the true one (same sign, at least half of it
       scores 1); otherwise the cosine between the fitted centroid displacement over the clip and the
       true one, clipped at 0, times min(1, |displacement| / half the true displacement).
@@ -209,7 +233,12 @@ def sprites_scores(frames: np.ndarray, spec: SampleSpec) -> dict[str, float]:
     bg = background_image(spec.background, h, w)
     fg = foreground(frames, bg)
     change = spec.change
-    scores = {"identity": 0.0, "motion": 0.0, "attribute": 0.0 if change else 1.0}
+    scores = {"identity": 0.0, "identity_shape": 0.0, "identity_colour": 0.0, "identity_texture": 0.0,
+              "motion": 0.0, "attribute": 0.0 if change else 1.0}
+    if spec.new_colour is not None:
+        scores["identity_colour"] = float("nan")
+    if spec.style is not None or spec.new_texture is not None:
+        scores["identity_texture"] = float("nan")
     if change == "background":  # measurable without a subject
         truth_masks = render(spec, h, w, t_)[1]
         around = _erode(~truth_masks)  # the true background, at least one pixel away from the subject
@@ -222,13 +251,15 @@ def sprites_scores(frames: np.ndarray, spec: SampleSpec) -> dict[str, float]:
 
     truth, _ = render(spec, h, w, t_)
     truth_fg = foreground(truth, bg)
-    parts = [_shape_iou(fg, spec)]
+    scores["identity_shape"] = _shape_iou(fg, spec)
     if spec.new_colour is None:
-        parts.append(float((labels == names.index(spec.subject.colour)).mean()))
+        scores["identity_colour"] = float((labels == names.index(spec.subject.colour)).mean())
     if spec.style is None and spec.new_texture is None:
         expected = _shaded_share(truth, truth_fg, bg)
-        parts.append(float(np.clip(1.0 - abs(_shaded_share(frames, fg, bg) - expected) / 0.25, 0.0, 1.0)))
-    scores["identity"] = float(np.prod(parts))
+        scores["identity_texture"] = float(np.clip(1.0 - abs(_shaded_share(frames, fg, bg) - expected) / 0.25,
+                                                   0.0, 1.0))
+    scores["identity"] = combine_identity(scores["identity_shape"], scores["identity_colour"],
+                                          scores["identity_texture"])
 
     if spec.motion.kind == "zoom":
         scores["motion"] = _zoom_motion(fg, spec.motion.scale_end)
