@@ -199,6 +199,11 @@ class RegisterConfig(_Strict):
     no_regression: list[str] = Field(default_factory=lambda: ["sprites_motion"],
                                      description="metrics that must not fall below the current champion's")
     tolerance: float = Field(0.01, ge=0, description="allowed drop below the champion for no_regression metrics")
+    image_effect: str | None = Field(
+        "auto", description="metric whose paired image effect (with the image - image dropped) must be positive "
+        "for champion: auto = the evaluation's identity metric (sprites_identity, or dino_i on a subject-image "
+        "benchmark); null turns the rule off")
+    min_image_effect: float = Field(0.0, description="the effect's 95 % interval must lie above this")
 
 
 class ExportConfig(_Strict):
@@ -257,7 +262,9 @@ RUN_PRESETS: dict[str, dict] = {
         "synthesize": {"num_subjects": 8, "samples_per_subject": 4},
         "train": {"stage1_steps": 30, "stage2_steps": 20, "batch_size": 4, "checkpoint_every": 25},
         "evaluate": {"num_samples": 4, "num_inference_steps": 4},
-        "register": {"gate": {}, "must_beat": {}},
+        # 50 steps prove the plumbing, not uptake: the image-effect rule is shown by the demo (tiny) and by
+        # benchmarks/gate_refusal.py.
+        "register": {"gate": {}, "must_beat": {}, "image_effect": None},
         "model": {"sampler": {"num_inference_steps": 4}},
     },
 }

@@ -119,7 +119,12 @@ class ModelConfig(_Strict):
         False, description="[RECON] let text tokens attend to image tokens in designs (b)-(d); off by default so "
                            "the image reaches later frames only through frame 0")
     transformer: TransformerConfig = TransformerConfig()
-    transformer_path: str | None = Field(None, description="local diffusers folder of a pretrained CogVideoX transformer")
+    transformer_path: str | None = Field(
+        None, description="pretrained CogVideoX transformer: a local diffusers folder, or bundled:NAME for a base "
+                          "shipped in model/bundled/NAME/ (tiny: bundled:tiny-t2v); null = random initialisation")
+    transformer_sha256: str | None = Field(
+        None, description="sha256 of the transformer's safetensors file; checked before loading, a mismatch is "
+                          "refused (pins the exact pretrained weights a run starts from)")
     dino: ImageEncoderConfig = ImageEncoderConfig()
     clip: ImageEncoderConfig = ImageEncoderConfig(mean=(0.48145466, 0.4578275, 0.40821073),
                                                   std=(0.26862954, 0.26130258, 0.27577711))

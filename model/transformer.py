@@ -65,16 +65,61 @@ def check_pretrained(transformer: CogVideoXTransformer3DModel, cfg: ModelConfig)
            if transformer.config[k] != want(cfg)]
     if bad:
         raise ValueError(f"the transformer at {cfg.transformer_path} does not fit this model config ("
-                         + "; ".join(bad) + "); choose the matching preset or set model.transformer.* / model.codec.*")
+                         + "; ".join(bad) + "); choose the matching preset, set model.transformer.* / model.codec.*, or set "
+                         "model.transformer_path=null to start from a random initialisation")
+
+
+BUNDLED = Path(__file__).resolve().parent / "bundled"
+BUNDLED_PREFIX = "bundled:"
+WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
+
+
+def resolve_transformer_path(path: str) -> Path:
+    """`bundled:NAME` -> model/bundled/NAME/transformer (a base shipped with the code); anything else as is."""
+    if not path.startswith(BUNDLED_PREFIX):
+        return Path(path)
+    name = path.removeprefix(BUNDLED_PREFIX)
+    folder = BUNDLED / name / "transformer"
+    if not folder.is_dir():
+        known = sorted(p.name for p in BUNDLED.iterdir() if p.is_dir()) if BUNDLED.is_dir() else []
+        raise FileNotFoundError(f"model.transformer_path={path}: no bundled base {name!r} (shipped: {known}); "
+                                "use one of those, a local diffusers folder, or null for a random initialisation")
+    return folder
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_weights(folder: Path, expected: str | None) -> None:
+    """Refuse weights whose sha256 differs from the pinned one (a corrupted or swapped file)."""
+    if not expected:
+        return
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} is missing; model.transformer_sha256 pins a single safetensors file")
+    got = file_sha256(weights)
+    if got != expected:
+        raise ValueError(f"{weights}: sha256 {got} does not match model.transformer_sha256={expected}; the file is "
+                         "corrupted or not the pinned base (restore it from git, or change the pin on purpose)")
 
 
 def build_transformer(cfg: ModelConfig) -> CogVideoXTransformer3DModel:
-    """Pretrained from `cfg.transformer_path` (local diffusers folder) or randomly initialised from the preset."""
+    """Pretrained from `cfg.transformer_path` (a local diffusers folder or `bundled:NAME`), its weights checked
+    against `cfg.transformer_sha256` when pinned; else randomly initialised from the preset."""
     if cfg.transformer_path:
-        if not (Path(cfg.transformer_path) / "config.json").is_file():
+        folder = resolve_transformer_path(cfg.transformer_path)
+        if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"model.transformer_path={cfg.transformer_path} is not a diffusers model folder "
                                     "(no config.json); point it at the `transformer/` folder of a CogVideoX checkpoint")
-        transformer = CogVideoXTransformer3DModel.from_pretrained(cfg.transformer_path, use_safetensors=True)
+        check_weights(folder, cfg.transformer_sha256)
+        transformer = CogVideoXTransformer3DModel.from_pretrained(folder, use_safetensors=True)
         check_pretrained(transformer, cfg)
         return transformer
     return CogVideoXTransformer3DModel(**tiny_transformer_kwargs(cfg))

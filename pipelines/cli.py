@@ -14,12 +14,60 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     add_config_args(p)
 
 
+def _run(args) -> None:
+    import time
+
+    from components.config import load_config
+    from pipelines.local import run_local
+
+    if args.verbose:
+        result = run_local(args.params, args.overrides, args.preset)
+        print(json.dumps(result, indent=2))
+        times, log_file = None, None
+    else:
+        from pipelines.console import quiet_console
+
+        state = load_config(args.params, args.overrides, args.preset).state  # bad config fails here, on screen
+        log_file = state / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        print(f"vidcustom run: one line per step; full log in {log_file}", flush=True)
+        try:
+            with quiet_console(log_file) as times:
+                result = run_local(args.params, args.overrides, args.preset)
+                print(json.dumps(result, indent=2))  # into the log
+        except BaseException:
+            print(f"The run failed; the full log is {log_file}. Its last lines:", file=sys.stderr)
+            print(_tail(log_file, 25), file=sys.stderr)
+            raise
+    from pipelines.summary import summary_text
+
+    print(summary_text(result, times, str(log_file) if log_file else None))
+
+
+def _tail(path, n: int) -> str:
+    try:
+        lines = open(path, errors="replace").read().replace("\r", "\n").splitlines()
+    except OSError:
+        return ""
+    return "\n".join("  | " + line for line in [ln for ln in lines if ln.strip()][-n:])
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="vidcustom", description="Zero-shot subject-driven video customization "
                                  "(SUGAR): synthesize -> validate -> train -> evaluate -> register -> export.")
     sub = ap.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run the whole pipeline locally with kfp.local (state in ./.vidcustom)")
+    r = sub.add_parser("run", help="run the whole pipeline locally with kfp.local (state in ./.vidcustom)",
+                       description="Run synthesize -> validate -> train -> evaluate -> register -> export locally. "
+                       "The console shows one line per step and a closing summary; the full log of every task goes "
+                       "to <state>/logs/run-<time>.log.")
+    r.add_argument("--verbose", "-v", action="store_true", help="print every task's full log to the console too")
     _config_args(r)
+    pt = sub.add_parser("pretrain", help="train the text-to-video base that the tiny preset starts from and "
+                        "publish it (transformer safetensors + provenance.json) as a bundled base",
+                        description="Pretrain a text-to-video transformer with the project's own synthesize, "
+                        "validate and train steps (the recipe is a params file: design (a), image conditions always "
+                        "dropped) and publish it. Afterwards pin the printed sha256 as model.transformer_sha256.")
+    pt.add_argument("--output", default="model/bundled/tiny-t2v", help="bundled base folder to publish into")
+    _config_args(pt)
     c = sub.add_parser("compile", help="write the pipeline's KFP YAML")
     c.add_argument("--output", default=None, help="default: pipelines/vidcustom_pipeline.yaml")
     s = sub.add_parser("submit", help="submit the pipeline to a Kubeflow Pipelines endpoint")
@@ -53,16 +101,13 @@ def main(argv: list[str] | None = None) -> None:
         from components.cli import config_from_args
 
         if args.command == "run":
-            from pipelines.local import run_local
+            _run(args)
+        elif args.command == "pretrain":
+            from pipelines.pretrain import pretrain
 
-            result = run_local(args.params, args.overrides, args.preset)
-            uri = result["tracking_uri"]
-            print(json.dumps(result, indent=2))
-            print(f"\nMLflow store: {uri}\nOpen it with:  mlflow ui --backend-store-uri {uri}  "
-                  "(then browse http://127.0.0.1:5000)")
-            if result.get("mlflow_store") not in (None, uri):
-                print(f"The server was unreachable: runs were buffered in {result['mlflow_store']}; upload them "
-                      "with:  vidcustom mlflow sync")
+            if not args.params:
+                raise ValueError("vidcustom pretrain needs --params RECIPE (e.g. model/bundled/tiny-t2v/recipe.yaml)")
+            print(json.dumps(pretrain(args.params, args.output, args.overrides), indent=2))
         elif args.command == "compile":
             from pipelines.compile import SNAPSHOT, compile_pipeline
 

@@ -81,3 +81,27 @@ def test_no_rules_pass_and_bad_tolerance_is_rejected():
     for tol in (-0.1, math.nan):
         with pytest.raises(ValueError, match="tolerance"):
             evaluate_gate({}, {}, tolerance=tol)
+
+
+def _effect(mean, lo, hi, key="sprites_identity"):
+    return {f"image_effect/{key}": mean, f"image_effect/{key}_lo": lo, f"image_effect/{key}_hi": hi}
+
+
+def test_a_model_that_ignores_the_image_is_refused_with_its_figures():
+    ok, reasons = evaluate_gate(_effect(0.002, -0.003, 0.007), {}, image_effect="sprites_identity")
+    assert not ok
+    assert reasons == ["the subject image does not measurably matter: image effect on sprites_identity (with the "
+                       "image - image dropped, paired) is +0.0020 (95 % CI -0.0030 … +0.0070), lower bound not "
+                       "above 0"]
+    ok, reasons = evaluate_gate(_effect(0.12, 0.08, 0.16), {}, image_effect="sprites_identity")
+    assert ok and "image effect on sprites_identity +0.1200 (95 % CI +0.0800 … +0.1600)" in reasons[0]
+
+
+def test_image_effect_rule_boundary_missing_and_threshold():
+    assert not evaluate_gate(_effect(0.05, 0.0, 0.1), {}, image_effect="sprites_identity")[0]  # lo must be > 0
+    ok, reasons = evaluate_gate({"sprites_identity": 0.5}, {}, image_effect="sprites_identity")
+    assert not ok and "missing" in reasons[0] and "evaluate.baselines=true" in reasons[0]
+    assert not evaluate_gate(_effect(0.05, math.nan, 0.1), {}, image_effect="sprites_identity")[0]
+    assert not evaluate_gate(_effect(0.12, 0.08, 0.16), {}, image_effect="sprites_identity", min_image_effect=0.1)[0]
+    assert evaluate_gate(_effect(0.12, 0.08, 0.16, "dino_i"), {}, image_effect="dino_i")[0]
+    assert evaluate_gate({}, {}, image_effect=None)[0]  # rule off

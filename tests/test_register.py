@@ -27,8 +27,11 @@ def checkpoints(tmp_path_factory):
 def evaluation(tmp_path, label: str, **metrics) -> str:
     d = tmp_path / f"eval-{label}"
     d.mkdir()
+    # a model that uses its subject image, unless a test says otherwise
+    effect = {"image_effect/sprites_identity": 0.10, "image_effect/sprites_identity_lo": 0.05,
+              "image_effect/sprites_identity_hi": 0.15}
     (d / "metrics.json").write_text(json.dumps({"sprites_identity": 0.4, "baseline_untrained/sprites_motion": 0.05,
-                                                **metrics}))
+                                                **effect, **metrics}))
     return str(d)
 
 

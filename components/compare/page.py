@@ -35,6 +35,9 @@ margin-left:4px}
 .warn{background:#fff8c5;border:1px solid #d4a72c;padding:8px 12px;border-radius:6px}
 .warn ul{margin:0;padding-left:18px}.videos td{text-align:center}.videos td.sample{text-align:left;max-width:260px}
 video,img.sheet{image-rendering:pixelated;background:#000;max-width:320px}img.sheet{max-width:480px}
+.triptych{display:flex;gap:6px;justify-content:center}.triptych figure{margin:0}.triptych video{max-width:160px}
+img.identity{image-rendering:pixelated;width:128px;height:128px;border:1px solid #d0d7de}
+figcaption{font-size:11px;color:#59636e}
 .novideo{display:inline-block;padding:40px 16px;color:#8c959f;border:1px dashed #d0d7de}
 .small{font-size:12px;color:#59636e}pre#video-status{font-size:11px;white-space:pre-wrap;max-height:240px;overflow:auto}
 """
@@ -182,9 +185,23 @@ def _video(r: RunData, sid: str, row: dict, out_dir: Path | None) -> str:
     scores = " · ".join(f"{k.removeprefix('sprites_')} {_fmt(float(v))}"
                         for k, v in r.samples.get(sid, {}).items()
                         if k.startswith("sprites_") and isinstance(v, (int, float)))
-    return (f'<video src="{_src(r.videos[sid], out_dir)}" data-run="{_e(r.run_id)}" data-sample="{_e(sid)}" '
-            f'autoplay muted loop playsinline controls preload="auto"></video>'
-            f'{extra}<div class="small">{_e(scores)}</div>')
+    clip = _clip(r.videos[sid], r, sid, out_dir)
+    if sid in r.identities or sid in r.no_image_videos:  # subject | with the image | image dropped
+        figs = []
+        if sid in r.identities:
+            figs.append(f'<figure><img class="identity" src="{_src(r.identities[sid], out_dir)}" '
+                        f'alt="identity image of {_e(sid)}"><figcaption>subject</figcaption></figure>')
+        figs.append(f"<figure>{clip}<figcaption>with the image</figcaption></figure>")
+        if sid in r.no_image_videos:
+            figs.append(f'<figure>{_clip(r.no_image_videos[sid], r, sid, out_dir, "no-image")}'
+                        "<figcaption>image dropped</figcaption></figure>")
+        clip = f'<div class="triptych">{"".join(figs)}</div>'
+    return f'{clip}{extra}<div class="small">{_e(scores)}</div>'
+
+
+def _clip(path: Path, r: RunData, sid: str, out_dir: Path | None, variant: str = "image") -> str:
+    return (f'<video src="{_src(path, out_dir)}" data-run="{_e(r.run_id)}" data-sample="{_e(sid)}" '
+            f'data-variant="{variant}" autoplay muted loop playsinline controls preload="auto"></video>')
 
 
 def _config_section(runs: list[RunData], heads: str) -> list[str]:

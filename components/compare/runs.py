@@ -35,6 +35,8 @@ class RunData:
     metrics: dict[str, float]
     config: dict[str, str] | None = None  # flattened config.json; None when the run has none
     videos: dict[str, Path] = field(default_factory=dict)  # sample id -> browser-playable file
+    no_image_videos: dict[str, Path] = field(default_factory=dict)  # sample id -> the image-dropped clip
+    identities: dict[str, Path] = field(default_factory=dict)  # sample id -> its identity image (PNG)
     video_errors: dict[str, str] = field(default_factory=dict)  # sample id -> why it could not be shown
     samples: dict[str, dict] = field(default_factory=dict)  # sample id -> per-sample table row
     contact_sheet: Path | None = None
@@ -146,6 +148,20 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "_"
 
 
+def _companions(client, rd: RunData, sid: str, work: Path, out_dir: Path) -> None:
+    """The sample's identity image and image-dropped clip, when evaluate logged them (older runs did not)."""
+    try:
+        image = _download(client, rd.run_id, f"{EVAL_DIR}/identity/{sid}.png", work / "identity")
+        if image is not None:
+            rd.identities[sid] = Path(shutil.copyfile(image, out_dir / f"{_safe(sid)}_identity.png"))
+        clip = _download(client, rd.run_id, f"{EVAL_DIR}/videos_no_image/{sid}.mp4", work / "no_image")
+        if clip is not None:
+            rd.no_image_videos[sid] = out_dir / f"{_safe(sid)}_no_image.mp4"
+            browser_video(clip, rd.no_image_videos[sid])
+    except Exception as err:  # a missing companion costs its picture, not the report
+        log.warning("run %s: identity image or image-dropped clip of %s not shown: %s", rd.run_id, sid, err)
+
+
 def load_run(client, run, media_dir: Path, tmp: Path) -> RunData:
     """Everything the report shows about one run; videos re-encoded and contact sheet copied to media_dir."""
     info, data = run.info, run.data
@@ -179,6 +195,8 @@ def load_run(client, run, media_dir: Path, tmp: Path) -> RunData:
             rd.videos.pop(sid, None)
             rd.video_errors[sid] = f"{type(err).__name__}: {err}"
             log.warning("run %s: video %s not shown: %s", info.run_id, path, err)
+    for sid in list(rd.videos):  # what the subject image changes: its picture and the image-dropped clip
+        _companions(client, rd, sid, work, out_dir)
     sheet = _download(client, info.run_id, CONTACT_SHEET, work)
     if sheet is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -21,15 +21,37 @@ def write_gif(path: str | Path, frames: np.ndarray, fps: int, scale: int = GIF_S
     return path
 
 
-def contact_sheet(idents: np.ndarray, videos: np.ndarray, path: Path, frames: int = 4) -> Path:
-    """One row per sample: identity image, then `frames` evenly spaced frames (nearest-neighbour 2x)."""
-    from PIL import Image
+def contact_sheet(idents: np.ndarray, videos: np.ndarray, path: Path, frames: int = 4, no_image: np.ndarray | None = None,
+                  labels: list[str] | None = None, scale: int = 3) -> Path:
+    """One row per sample: the identity image, `frames` evenly spaced frames generated with it and, given
+    `no_image`, the same frames generated from the same noise with the image dropped; a header names the
+    column groups and `labels` (one per row, e.g. the scores) are written at the row's right. Upscaled
+    `scale`x (nearest) so 32 px clips are readable."""
+    from PIL import Image, ImageDraw
 
-    t = videos.shape[1]
+    t, h, w = videos.shape[1:4]
     picks = np.linspace(0, t - 1, frames).round().astype(int)
-    rows = [np.concatenate([ident, *[v[k] for k in picks]], axis=1) for ident, v in zip(idents, videos)]
-    sheet = np.concatenate(rows, axis=0).repeat(2, 0).repeat(2, 1)
-    Image.fromarray(sheet).save(path)
+    gap = np.full((h, max(2, w // 4), 3), 255, np.uint8)
+    groups = [("identity", 1), ("with the image", frames)] + ([("image dropped", frames)] if no_image is not None
+                                                              else [])
+    rows = []
+    for i, (ident, v) in enumerate(zip(idents, videos)):
+        parts = [ident, gap, *[v[k] for k in picks]]
+        if no_image is not None:
+            parts += [gap, *[no_image[i][k] for k in picks]]
+        rows.append(np.concatenate(parts, axis=1))
+    grid = np.concatenate(rows, axis=0).repeat(scale, 0).repeat(scale, 1)
+    head, side = 18, 150 if labels else 0
+    sheet = Image.new("RGB", (grid.shape[1] + side, grid.shape[0] + head), "white")
+    sheet.paste(Image.fromarray(grid), (0, head))
+    draw = ImageDraw.Draw(sheet)
+    x = 0
+    for i, (name, n) in enumerate(groups):
+        draw.text((x + 2, 3), name, fill="black")
+        x += (n * w + (gap.shape[1] if i < len(groups) - 1 else 0)) * scale
+    for i, label in enumerate(labels or []):
+        draw.text((grid.shape[1] + 6, head + i * h * scale + 4), label, fill="black")
+    sheet.save(path)
     return path
 
 

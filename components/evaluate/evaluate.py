@@ -19,7 +19,10 @@ import numpy as np
 from components.config import RunConfig
 
 log = logging.getLogger(__name__)
-SPRITES = ("identity", "motion", "attribute")
+SPRITES = ("identity", "identity_shape", "identity_colour", "identity_texture", "motion", "attribute")
+# The paired image effect (with image - image dropped, same samples and noise) is reported for these; the
+# gate reads the first one that the benchmark produced (register.image_effect=auto).
+IMAGE_EFFECT_METRICS = ("sprites_identity", "dino_i")
 # METHOD_NOTES §3, each to its reference's preprocessing and aggregation (components/evaluate/metrics.py).
 PAPER_METRICS = ("dino_i", "clip_i", "clip_t", "text_video", "dynamic_degree", "subject_consistency",
                  "background_consistency", "temporal_consistency")
@@ -48,7 +51,22 @@ def sprites_table(videos: np.ndarray, specs) -> list[dict]:
 
 
 def _mean(rows: list[dict], key: str) -> float:
-    return float(np.mean([r[key] for r in rows]))
+    """Mean over the samples where `key` applies (identity parts are NaN where the caption changes them)."""
+    values = np.array([r[key] for r in rows], np.float64)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
+def image_effects(with_image: list[dict], no_image: list[dict], keys) -> tuple[dict[str, float], dict[str, str]]:
+    """Paired effect of the subject image per key: metrics `image_effect/<key>{,_lo,_hi}` and readable lines."""
+    from components.evaluate.paired import paired_effect
+
+    metrics, lines = {}, {}
+    for key in keys:
+        effect = paired_effect([r[key] for r in with_image], [r[key] for r in no_image])
+        if effect.n:
+            metrics.update(effect.metrics(f"image_effect/{key}"))
+            lines[key] = str(effect)
+    return metrics, lines
 
 
 def image_cases(bench, cfg: RunConfig, height: int, width: int) -> tuple[list[dict], np.ndarray, list[np.ndarray]]:
@@ -84,6 +102,13 @@ def _fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
+def _sheet_labels(cases: list[dict], rows: list[dict] | None) -> list[str] | None:
+    """Per contact-sheet row: the identity score with the image and with it dropped, when both are known."""
+    if not rows or "sprites_identity_no_image" not in cases[0]:
+        return None
+    return [f"identity {r['identity']:.2f}\ndropped  {c['sprites_identity_no_image']:.2f}" for c, r in zip(cases, rows)]
+
+
 def generate_for_cases(pipe, idents: np.ndarray, prompts: list[str], cfg: RunConfig, **kw) -> np.ndarray:
     """Videos (N, T, H, W, 3) for N identity images and prompts, in batches of evaluate.batch_size."""
     bs, out = cfg.evaluate.batch_size, []
@@ -114,7 +139,7 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
     from components.evaluate.metrics import evaluate_videos
     from components.evaluate.text_video import build_text_video_scorer
     from components.flow import build_flow_estimator
-    from components.media import write_video
+    from components.media import write_image, write_video
     from components.tracking import step_run
     from model.pipeline import SugarPipeline
     from model.scoring import ScoringEncoders
@@ -153,14 +178,34 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
         paper, paper_rows = evaluate_videos(samples, judges, metrics=PAPER_METRICS, text_video_scorer=scorer,
                                             estimator=flow)
         metrics.update(paper)
-    if cfg.evaluate.baselines and specs is not None:
-        _, no_image = generate_videos(pipe, specs, cfg, use_image=False)
-        for k in SPRITES:
-            metrics[f"ablation_no_image/sprites_{k}"] = _mean(sprites_table(no_image, specs), k)
-        untrained = SugarPipeline.from_config(pipe.config, seed=cfg.train.seed)
-        _, raw = generate_videos(untrained, specs, cfg)
-        for k in SPRITES:
-            metrics[f"baseline_untrained/sprites_{k}"] = _mean(sprites_table(raw, specs), k)
+    no_image = None
+    if cfg.evaluate.baselines:
+        # The image-dropped ablation: same cases, same noise; the paired difference is the image's effect.
+        no_image = generate_for_cases(pipe, idents, [c["caption"] for c in cases], cfg, use_image=False)
+        if specs is not None:
+            dropped_rows = sprites_table(no_image, specs)
+            for k in SPRITES:
+                metrics[f"ablation_no_image/sprites_{k}"] = _mean(dropped_rows, k)
+            pairs = [{f"sprites_{k}": r[k] for k in SPRITES} for r in rows]
+            dropped = [{f"sprites_{k}": r[k] for k in SPRITES} for r in dropped_rows]
+        else:  # a subject-image benchmark: the effect on DINO-I against the reference image
+            _, dropped = evaluate_videos([{**s, "frames": v} for s, v in zip(samples, no_image)], judges,
+                                         metrics=("dino_i",))
+            pairs = paper_rows if cfg.evaluate.paper_metrics else evaluate_videos(samples, judges,
+                                                                                 metrics=("dino_i",))[1]
+            metrics["ablation_no_image/dino_i"] = float(np.mean([r["dino_i"] for r in dropped]))
+        keys = [k for k in pairs[0] if k in IMAGE_EFFECT_METRICS or k.startswith("sprites_identity")]
+        effects, effect_lines = image_effects(pairs, dropped, keys)
+        metrics.update(effects)
+        for c, d in zip(cases, dropped):
+            c.update({f"{k}_no_image": d[k] for k in keys})
+        for key, line in effect_lines.items():
+            log.info("image effect on %s: %s", key, line)
+        if specs is not None:
+            untrained = SugarPipeline.from_config(pipe.config, seed=cfg.train.seed)
+            _, raw = generate_videos(untrained, specs, cfg)
+            for k in SPRITES:
+                metrics[f"baseline_untrained/sprites_{k}"] = _mean(sprites_table(raw, specs), k)
     sweep = guidance_sweep(pipe, specs, cfg) if cfg.evaluate.guidance_sweep and specs is not None else {}
     metrics["eval_wall_s"] = round(time.time() - t0, 1)
 
@@ -173,11 +218,17 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
     (out / "evaluation.json").write_text(json.dumps({
         "benchmark": bench.name, "num_samples": len(cases), "plumbing_only": bool(judges.plumbing_only),
         "text_video_model": scorer.name if scorer is not None else "none",
-        "dynamic_degree_flow": cfg.evaluate.flow}, indent=2))
-    for c, v in list(zip(cases, videos))[: cfg.evaluate.num_sample_videos]:
+        "dynamic_degree_flow": cfg.evaluate.flow,
+        "identity_metric": next((k for k in IMAGE_EFFECT_METRICS if f"image_effect/{k}" in metrics), None)},
+        indent=2))
+    for i, (c, v) in enumerate(list(zip(cases, videos))[: cfg.evaluate.num_sample_videos]):
         write_video(out / "videos" / f"{c['sample_id']}.mp4", v, pipe.config.fps, pix_fmt="yuv420p", crf=18)
         write_gif(out / "gifs" / f"{c['sample_id']}.gif", v, pipe.config.fps)
-    contact_sheet(idents, videos, out / "contact_sheet.png")
+        write_image(out / "identity" / f"{c['sample_id']}.png", idents[i])
+        if no_image is not None:  # the reviewer sees what the image changed, sample by sample
+            write_video(out / "videos_no_image" / f"{c['sample_id']}.mp4", no_image[i], pipe.config.fps,
+                        pix_fmt="yuv420p", crf=18)
+    contact_sheet(idents, videos, out / "contact_sheet.png", no_image=no_image, labels=_sheet_labels(cases, rows))
     if sweep:
         (out / "guidance_sweep.json").write_text(json.dumps(sweep, indent=2))
 

@@ -4,6 +4,11 @@ Rules:
 - floors: `metric >= floor` (register.gate);
 - must_beat: `metric > other metric of the same evaluation` (e.g. the trained model vs its untrained
   initialisation; register.must_beat);
+- image effect: the subject image must matter. The evaluation's paired effect of the image on
+  `image_effect` (identity with the image minus identity with it dropped, same samples and noise) must
+  have the lower bound of its 95 % interval above `min_image_effect` (register.image_effect,
+  register.min_image_effect); a model that ignores the image is never champion, and the reason gives
+  the figures;
 - no regression: for each metric in register.no_regression, `metric >= champion's metric - tolerance`,
   the champion being the version that holds the `champion` alias now (its metrics come from its
   `metric.<name>` version tags). With no champion yet the rule holds and says so; a champion that did not
@@ -35,7 +40,8 @@ def _bad(name: str, value, where: str = "the evaluation") -> str:
 def evaluate_gate(metrics: Mapping[str, float], floors: Mapping[str, float],
                   must_beat: Mapping[str, str] | None = None, champion_metrics: Mapping[str, float] | None = None,
                   no_regression: Iterable[str] = (), tolerance: float = 0.0,
-                  champion: str | None = None) -> tuple[bool, list[str]]:
+                  champion: str | None = None, image_effect: str | None = None,
+                  min_image_effect: float = 0.0) -> tuple[bool, list[str]]:
     """Returns (passed, reasons).
 
     Failed: one reason per broken rule, naming the metric, its value and the bound it missed.
@@ -68,6 +74,21 @@ def evaluate_gate(metrics: Mapping[str, float], floors: Mapping[str, float],
             held.append(f"{name} {a:.4f} > {other} {b:.4f}")
         else:
             failed.append(f"{name}: {a:.4f} does not beat {other} = {b:.4f}")
+
+    if image_effect:
+        key = f"image_effect/{image_effect}"
+        mean, lo, hi = (_number(metrics.get(key + sfx)) for sfx in ("", "_lo", "_hi"))
+        if mean is None or lo is None or hi is None:
+            failed.append(f"image effect on {image_effect}: {key}{{,_lo,_hi}} missing from the evaluation or not "
+                          "finite (evaluate with evaluate.baselines=true)")
+        else:
+            figures = f"{mean:+.4f} (95 % CI {lo:+.4f} … {hi:+.4f})"
+            if lo > min_image_effect:
+                held.append(f"image effect on {image_effect} {figures}: lower bound > {min_image_effect:g}")
+            else:
+                failed.append(f"the subject image does not measurably matter: image effect on {image_effect} "
+                              f"(with the image - image dropped, paired) is {figures}, lower bound not above "
+                              f"{min_image_effect:g}")
 
     names = sorted(set(no_regression))
     if names and champion_metrics is None:

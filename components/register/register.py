@@ -222,8 +222,12 @@ def run(checkpoint_dir: str | Path, evaluation_dir: str | Path, cfg: RunConfig, 
         no_regression, champ = [], None
         notes.append(f"this checkpoint is the current champion v{existing[0].version}: no-regression not applied")
     champion_metrics = metrics_from_tags(champ.tags) if champ is not None else None
+    effect_metric = evaluation.get("identity_metric") if rc.image_effect == "auto" else rc.image_effect
+    if rc.image_effect == "auto" and effect_metric is None:
+        effect_metric = "sprites_identity"  # an evaluation without the ablation: the rule fails and says why
     passed, reasons = evaluate_gate(metrics, rc.gate, rc.must_beat, champion_metrics, no_regression, rc.tolerance,
-                                    champion=f"v{champ.version}" if champ is not None else None)
+                                    champion=f"v{champ.version}" if champ is not None else None,
+                                    image_effect=effect_metric, min_image_effect=rc.min_image_effect)
     mismatch = comparability_problem(champ, evaluation) if no_regression else None
     if mismatch:  # metrics from another benchmark or other judges are not a baseline
         reasons = [r for r in reasons if not r.startswith("all rules hold")] + [mismatch]
@@ -231,7 +235,7 @@ def run(checkpoint_dir: str | Path, evaluation_dir: str | Path, cfg: RunConfig, 
     reasons = notes + reasons
     decision = "passed" if passed else "failed"
     rules = {"floors": rc.gate, "must_beat": rc.must_beat, "no_regression": rc.no_regression,
-             "tolerance": rc.tolerance}
+             "tolerance": rc.tolerance, "image_effect": effect_metric, "min_image_effect": rc.min_image_effect}
     tags = version_tags(meta, data_version, metrics) | {f"eval.{k}": str(v) for k, v in evaluation.items()} | {
         CHECKPOINT_TAG: sha, "gate": decision, "gate_reasons": "; ".join(reasons)[:MAX_TAG_CHARS],
         "gate_champion": f"{champ.version}" if champ is not None else "none"}
