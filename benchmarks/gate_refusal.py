@@ -1,19 +1,19 @@
-"""The promotion gate refuses a worse model: register a good checkpoint, then a deliberately worse one.
+"""The promotion gate refuses what it must: a model that ignores the subject image, and a worse model.
 
-    python benchmarks/gate_refusal.py [--checkpoint DIR] [--out DIR] [--steps N] [--set section.key=value ...]
+    python benchmarks/gate_refusal.py [--params params.yaml] [--checkpoint DIR] [--out DIR] [--set k=v ...]
 
-1. good: the given checkpoint, or one trained here through the project's own steps (synthesize -> train on
-   the `ci` preset; --steps sets the budget);
-2. worse: the same pipeline with its transformer weights re-initialised (a fresh random CogVideoX
-   transformer; conditioner, codec and encoders kept);
-3. both evaluated for real by the evaluate step (`components.evaluate.evaluate.run`, `ci` preset: held-out
-   sprite subjects, sprites metrics + baselines), then registered in order by the register step into a
-   fresh MLflow store under --out;
-4. the good one's checkpoint registered once more: the version is reused, not duplicated.
+Everything runs through the project's own steps with the config of --params (default: the demo's
+params.yaml, so its gate: the image effect must exclude zero, identity must beat the untrained model):
+1. good: the given checkpoint, or one trained here (synthesize -> train, the demo's budget);
+2. image ignored: trained the same way with the image pathway disabled in training
+   (`model.conditioning.drop_dino=1`, `drop_clip=1`: every sample sees the null image), so the image
+   cannot matter; the gate must refuse it with the image-effect reason;
+3. worse: the good checkpoint with its transformer re-initialised (a fresh random CogVideoX transformer);
+4. each evaluated for real by the evaluate step (held-out sprite subjects, with the image and with it
+   dropped on the same noise, and the untrained baseline), then registered in that order into a fresh
+   MLflow store under --out; finally the good checkpoint once more: its version is reused, not duplicated.
 
-Prints each version's aliases, gate decision and reasons (as stored on the model version). The gate is the
-register section of the config (`ci`: no floors, no must-beat, no regression on sprites_motion beyond 0.01);
-change it with --set, e.g. --set 'register.no_regression=[sprites_motion,sprites_identity]'.
+Prints each version's aliases, gate decision and reasons (as stored on the model version).
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", type=Path, default=None, help="a trained checkpoint (default: train one here)")
     ap.add_argument("--out", type=Path, default=None, help="working directory (default: a temporary one)")
-    ap.add_argument("--steps", type=int, default=200, help="training steps when training here (default: 200)")
+    ap.add_argument("--params", default=str(Path(__file__).resolve().parents[1] / "params.yaml"),
+                    help="run config (default: the demo's params.yaml)")
     ap.add_argument("--reinit-seed", type=int, default=1234, help="seed of the re-initialised transformer")
     ap.add_argument("--set", action="append", default=[], help="config override, section.key=value")
     args = ap.parse_args(argv)
@@ -60,23 +61,26 @@ def main(argv=None) -> dict:
     from components.evaluate.evaluate import run as evaluate
     from components.register.register import run as register
 
-    stage1 = int(round(args.steps * 0.6))
-    cfg = load_config(preset="ci", overrides=[f"train.stage1_steps={stage1}",
-                                              f"train.stage2_steps={args.steps - stage1}",
-                                              "mlflow.experiment=gate-refusal", *args.set])
+    cfg = load_config(args.params, overrides=["mlflow.experiment=gate-refusal", *args.set])
+    blind = load_config(args.params, overrides=["mlflow.experiment=gate-refusal", *args.set,
+                                                "model.conditioning.drop_dino=1", "model.conditioning.drop_clip=1"])
     t0 = time.time()
-    good = args.checkpoint
-    if good is None:
-        from components.synthesize.synthesize import run as synthesize
-        from components.train.train import run as train
+    from components.synthesize.synthesize import run as synthesize
+    from components.train.train import run as train
 
+    good = args.checkpoint
+    if good is None or not (out / "ignored").is_dir():
         synthesize(out / "data", cfg)
-        train(out / "data", out / "good", cfg)
+    if good is None:
+        if not (out / "good").is_dir():
+            train(out / "data", out / "good", cfg)
         good = out / "good"
+    if not (out / "ignored").is_dir():
+        train(out / "data", out / "ignored", blind)
     worse = reinitialise_transformer(good, out / "worse", args.reinit_seed)
 
     results = {}
-    for label, ckpt in (("good", good), ("worse", worse), ("good again", good)):
+    for label, ckpt in (("good", good), ("ignored", out / "ignored"), ("worse", worse), ("good again", good)):
         ev = out / f"eval-{label.split()[0]}"
         if not (ev / "metrics.json").is_file():
             evaluate(ckpt, ev, cfg)
@@ -87,13 +91,15 @@ def main(argv=None) -> dict:
     name = cfg.register_.model_name
     rc = cfg.register_
     print(f"gate: floors={rc.gate} must_beat={rc.must_beat} no_regression={rc.no_regression} "
-          f"tolerance={rc.tolerance}")
+          f"tolerance={rc.tolerance} image_effect={rc.image_effect} (lower bound > {rc.min_image_effect})")
     for label, r in results.items():
         m = json.loads((out / f"eval-{label.split()[0]}" / "metrics.json").read_text())
         print(f"\n[{label}] {name} v{r['version']} reused={r['reused']} sha256={r['checkpoint_sha256'][:12]} "
               f"compared with champion: {r['previous_champion'] or 'none'}")
         print("  metrics: " + ", ".join(f"{k}={m[k]:.4f}" for k in sorted(m)
-                                        if k.startswith(("sprites_", "baseline_untrained/"))))
+                                        if k.startswith(("sprites_identity", "sprites_motion", "baseline_untrained/",
+                                                         "image_effect/sprites_identity", "ablation_no_image/"))
+                                        and "identity_" not in k.split("/")[-1]))
         print(f"  returned: gate={r['gate']} aliases={r['aliases']}")
         for reason in r["reasons"]:
             print(f"    - {reason}")

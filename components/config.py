@@ -73,6 +73,8 @@ class SynthesizeConfig(_Strict):
         (10 / 32, 14 / 32), description="range of the subject's box side as a fraction of the frame (min, max)")
     caption_colour: bool = Field(True, description="captions name the subject's colour; false leaves colour, like "
                                                    "shape and texture, to the identity image")
+    caption_position: bool = Field(False, description="captions say where the subject starts (thirds of the "
+                                   "frame), so the text fixes where it is and only the image says what it is")
     motions: tuple[str, ...] = Field(MOTIONS, description=f"sprites motions to draw from, each only for the "
                                      f"categories it suits; any of {MOTIONS}")
     changes: dict[str, float] = Field(
@@ -255,9 +257,22 @@ class RunConfig(_Strict):
         return self.model_dump_json(by_alias=True)
 
 
-# Run-level presets (model presets live in model/config.py); the smaller `ci` one drives the e2e test.
+def _bundled_base(name: str) -> dict:
+    """Model settings that start from a base shipped in model/bundled/<name>/, pinned by the sha256 that its
+    provenance.json records (written by `vidcustom pretrain`); {} while none is shipped (random start)."""
+    from model.transformer import BUNDLED, BUNDLED_PREFIX
+
+    record = BUNDLED / name / "provenance.json"
+    if not record.is_file():
+        return {}
+    return {"transformer_path": f"{BUNDLED_PREFIX}{name}", "transformer_sha256": json.loads(record.read_text())["sha256"]}
+
+
+# Run-level presets (model presets live in model/config.py); the smaller `ci` one drives the e2e test. Both
+# start from the bundled text-to-video base, as SUGAR starts from a pretrained CogVideoX.
+TINY_BASE = _bundled_base("tiny-t2v")
 RUN_PRESETS: dict[str, dict] = {
-    "tiny": {},
+    "tiny": {"model": TINY_BASE},
     "ci": {
         "synthesize": {"num_subjects": 8, "samples_per_subject": 4},
         "train": {"stage1_steps": 30, "stage2_steps": 20, "batch_size": 4, "checkpoint_every": 25},
@@ -265,7 +280,7 @@ RUN_PRESETS: dict[str, dict] = {
         # 50 steps prove the plumbing, not uptake: the image-effect rule is shown by the demo (tiny) and by
         # benchmarks/gate_refusal.py.
         "register": {"gate": {}, "must_beat": {}, "image_effect": None},
-        "model": {"sampler": {"num_inference_steps": 4}},
+        "model": {**TINY_BASE, "sampler": {"num_inference_steps": 4}},
     },
 }
 

@@ -81,7 +81,7 @@ def resolve_transformer_path(path: str) -> Path:
     name = path.removeprefix(BUNDLED_PREFIX)
     folder = BUNDLED / name / "transformer"
     if not folder.is_dir():
-        known = sorted(p.name for p in BUNDLED.iterdir() if p.is_dir()) if BUNDLED.is_dir() else []
+        known = sorted(p.name for p in BUNDLED.iterdir() if (p / "transformer").is_dir()) if BUNDLED.is_dir() else []
         raise FileNotFoundError(f"model.transformer_path={path}: no bundled base {name!r} (shipped: {known}); "
                                 "use one of those, a local diffusers folder, or null for a random initialisation")
     return folder

@@ -375,3 +375,26 @@ def test_subject_size_range_is_respected_and_validated():
     assert frames.shape == (4, 32, 32, 3)
     with pytest.raises(ValueError, match="subject_size"):
         load_config(preset="tiny", overrides=["synthesize.subject_size=[0.7,0.4]"])
+
+
+def test_position_captions_name_where_the_subject_starts():
+    for spec in S.heldout_specs(0, 30, name_colour=False, name_position=True):
+        frames, masks = S.render(spec, 32, 32, 8)
+        ys, xs = np.nonzero(masks[0])
+        x, y = xs.mean() / 32, ys.mean() / 32
+        region = S.start_region(spec.subject, spec.motion)
+        assert region in spec.caption
+        words = region.split()
+        # the named thirds contain the subject's first-frame centroid (within a pixel of a third's edge)
+        if "left" in words:
+            assert x < 1 / 3 + 1 / 32
+        if "right" in words:
+            assert x > 2 / 3 - 1 / 32
+        if "top" in words:
+            assert y < 1 / 3 + 1 / 32
+        if "bottom" in words:
+            assert y > 2 / 3 - 1 / 32
+        if region == "centre":
+            assert 1 / 3 - 1 / 32 < x < 2 / 3 + 1 / 32 and 1 / 3 - 1 / 32 < y < 2 / 3 + 1 / 32
+    plain = S.heldout_specs(0, 30, name_colour=False)
+    assert not any(S._where_phrase(s.subject, s.motion) in s.caption for s in plain)

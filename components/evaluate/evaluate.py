@@ -33,7 +33,7 @@ def heldout_specs_for(cfg: RunConfig, n: int) -> list:
     from components.synthesize.sprites import heldout_specs
 
     s = cfg.synthesize
-    return heldout_specs(cfg.evaluate.seed, n, s.caption_colour, s.subject_size, s.motions)
+    return heldout_specs(cfg.evaluate.seed, n, s.caption_colour, s.subject_size, s.motions, s.caption_position)
 
 
 def generate_videos(pipe, specs, cfg: RunConfig, **kw) -> tuple[np.ndarray, np.ndarray]:

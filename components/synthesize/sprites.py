@@ -239,18 +239,40 @@ def _motion_phrase(subject: Subject, motion: Motion, variant: int) -> str:
     return f"{verb} {where}{speed}"
 
 
+def start_region(subject: Subject, motion: Motion) -> str:
+    """Where the subject is in the first frame, in thirds of the frame: "top left", "centre", "bottom", ..."""
+    probe = SampleSpec("probe", "real", subject, motion, "black", "")
+    x, y = pose(probe, 300, 300, 2).centres[0] / 300  # fractions; the pose's 1 px margin is negligible here
+    col = ("left", "", "right")[min(int(x * 3), 2)]
+    row = ("top", "", "bottom")[min(int(y * 3), 2)]
+    return " ".join(w for w in (row, col) if w) or "centre"
+
+
+def _where_phrase(subject: Subject, motion: Motion) -> str:
+    region = start_region(subject, motion)
+    if motion.kind == "zoom":  # in place
+        return f"in the {region} of the frame"
+    return f"from the {region}" if region != "centre" else "from the centre"
+
+
 def caption_for(subject: Subject, motion: Motion, background: str, new_colour: str | None, style: str | None,
-                template: int, name_colour: bool = True, new_texture: str | None = None) -> str:
+                template: int, name_colour: bool = True, new_texture: str | None = None,
+                name_position: bool = False) -> str:
     """The caption states noun, colour (the new one if changed), the motion with its direction and speed,
     the background, and the requested change; never the shape, nor the texture unless it changes.
 
     name_colour=False leaves the subject's own colour out (a new colour is still named), so colour, like
-    shape and texture, reaches the model only through the identity image. `template` picks the wording.
+    shape and texture, reaches the model only through the identity image. name_position=True also says where
+    the subject starts, in thirds of the frame ("from the top left"), so that at high noise the text fixes
+    where the subject is and only the image can say what it looks like [RECON: a data option for tiny].
+    `template` picks the wording.
     """
     change = "colour" if new_colour else "texture" if new_texture else style
     colour = subject.colour if name_colour else ""
     s = _subject_phrase(subject, change, new_colour or new_texture, colour, template)
     m = _motion_phrase(subject, motion, template // 2)
+    if name_position:
+        m = f"{m} {_where_phrase(subject, motion)}"
     phrases = SCENE_PHRASES if background in SCENES else BACKGROUND_PHRASES
     b = phrases[(template // 3) % len(phrases)].format(bg=background)
     text = ORDERS[(template // 5) % len(ORDERS)].format(s=s, m=m, b=b)
@@ -300,7 +322,7 @@ ALL_MOTIONS = ("walk", "run", "jump", "spin", "slide", "float", "zoom")
 
 def _random_spec(sample_id: str, subject: Subject, synthetic: bool, rng: np.random.Generator,
                  change: str | None = None, name_colour: bool = True, motions: tuple[str, ...] = ALL_MOTIONS,
-                 changes: dict[str, float] | None = None) -> SampleSpec:
+                 changes: dict[str, float] | None = None, name_position: bool = False) -> SampleSpec:
     """Draw motion, background and (for synthetic samples) the change; `change` forces one of
     "colour" | "texture" | "sketch" | "pixel" | "background"."""
     motion = _random_motion(subject.category, rng, motions)
@@ -317,25 +339,26 @@ def _random_spec(sample_id: str, subject: Subject, synthetic: bool, rng: np.rand
         else:
             style = change
     template = int(rng.integers(0, 30))
-    caption = caption_for(subject, motion, background, new_colour, style, template, name_colour, new_texture)
+    caption = caption_for(subject, motion, background, new_colour, style, template, name_colour, new_texture,
+                          name_position)
     return SampleSpec(sample_id, "synthetic" if synthetic else "real", subject, motion, background, caption,
                       new_colour, style, identity_frame=round(float(rng.uniform()), 4), new_texture=new_texture)
 
 
 def sample_spec(seed: int, subject: Subject, subject_index: int, sample_index: int, synthetic: bool,
                 name_colour: bool = True, motions: tuple[str, ...] = ALL_MOTIONS,
-                changes: dict[str, float] | None = None) -> SampleSpec:
+                changes: dict[str, float] | None = None, name_position: bool = False) -> SampleSpec:
     """Sample `sample_index` of training subject `subject_index`; a function of these arguments only."""
     rng = seeded_rng([seed, 2, subject_index, sample_index])
     return _random_spec(f"{subject.subject_id}-{sample_index:03d}", subject, synthetic, rng, name_colour=name_colour,
-                        motions=motions, changes=changes)
+                        motions=motions, changes=changes, name_position=name_position)
 
 
 HELDOUT_CHANGES = (None, "colour", "sketch", "texture", "pixel", "background")
 
 
 def heldout_specs(seed: int, n: int, name_colour: bool = True, size_range: tuple[float, float] = SIZE_RANGE,
-                  motions: tuple[str, ...] = ALL_MOTIONS) -> list[SampleSpec]:
+                  motions: tuple[str, ...] = ALL_MOTIONS, name_position: bool = False) -> list[SampleSpec]:
     """`n` evaluation specs on held-out subjects (`heldout0000`...), balanced over categories and changes.
 
     Disjointness from training: subjects come from the `is_heldout` side of a fixed partition of
@@ -354,7 +377,8 @@ def heldout_specs(seed: int, n: int, name_colour: bool = True, size_range: tuple
         sub_rng = seeded_rng([seed, 4, i])
         subject = _subject(f"heldout{i:04d}", combo, sub_rng, size_range)
         change = HELDOUT_CHANGES[(i // 3) % len(HELDOUT_CHANGES)]
-        spec = _random_spec(f"heldout{i:04d}", subject, change is not None, sub_rng, change, name_colour, motions)
+        spec = _random_spec(f"heldout{i:04d}", subject, change is not None, sub_rng, change, name_colour, motions,
+                            name_position=name_position)
         specs.append(dataclasses.replace(spec, source="synthetic"))
     return specs
 

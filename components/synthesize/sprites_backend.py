@@ -19,7 +19,7 @@ def plan_specs(cfg) -> list[tuple[sprites.SampleSpec, str]]:
     for i, subject in enumerate(subjects):
         for j in range(s.samples_per_subject):
             spec = sprites.sample_spec(s.seed, subject, i, j, (i * s.samples_per_subject + j) in synthetic,
-                                      s.caption_colour, s.motions, s.changes)
+                                      s.caption_colour, s.motions, s.changes, s.caption_position)
             out.append((spec, "val" if i in val else "train"))
     return out
 
