@@ -38,6 +38,8 @@ ap.add_argument("--eval-n", type=int, default=48)
 ap.add_argument("--batch", type=int, default=16)
 ap.add_argument("--lr", type=float, default=1e-3)
 ap.add_argument("--out", default="bench-out/uptake-probe")
+ap.add_argument("--oracle-colour", action="store_true",
+                help="diagnostic: the CLIP token is a one-hot of the subject's palette colour instead of CLIP features")
 ap.add_argument("--subject-weight", type=float, default=0.0,
                 help="loss weight 1 + this on the subject's pixels (ground-truth masks), 1 elsewhere")
 ap.add_argument("--params", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -65,6 +67,13 @@ with torch.no_grad():
     d, c = zip(*[pipe.encode_image(np.stack(ids[i:i+64])) for i in range(0, len(ids), 64)])
     dino, clip = torch.cat(d), torch.cat(c)
     text = torch.cat([pipe.encode_prompt([s.caption for s in specs[i:i+64]]) for i in range(0, len(specs), 64)])
+def oracle(clip_feats, spec_list):
+    out = torch.zeros_like(clip_feats)
+    for i, sp in enumerate(spec_list):
+        out[i, 0, list(S.PALETTE).index(sp.subject.colour)] = 5.0
+    return out
+if a.oracle_colour:
+    clip = oracle(clip, specs)
 print(f"data {len(specs)} samples in {time.time()-t0:.1f}s", flush=True)
 den, sched = pipe.denoiser, pipe.scheduler
 blocks = den.transformer.transformer_blocks
@@ -105,16 +114,45 @@ if a.save_base:
 # eval
 sc = cfg.synthesize
 held = S.heldout_specs(cfg.evaluate.seed, a.eval_n, sc.caption_colour, sc.subject_size, sc.motions, sc.caption_position)
-hid = np.stack([S.generate(s, m.height, m.width, m.num_frames)[0] for s in held])
+gen_h = [S.generate(s, m.height, m.width, m.num_frames) for s in held]
+hid = np.stack([g[0] for g in gen_h])
+# Does the trained denoiser use the image? Held-out x0 loss with the image minus with it dropped, per t (same noise).
+with torch.no_grad():
+    hx0 = pipe.codec.encode(torch.from_numpy(np.stack([g[1] for g in gen_h])).permute(0, 1, 4, 2, 3).float() / 127.5 - 1)
+    hd, hc = pipe.encode_image(hid)
+    if a.oracle_colour:
+        hc = oracle(hc, held)
+    ht = pipe.encode_prompt([s.caption for s in held])
+    g2 = torch.Generator().manual_seed(7)
+    hn = torch.randn(hx0.shape, generator=g2)
+    nh = len(held); one, zero = torch.ones(nh), torch.zeros(nh)
+    gain = {}
+    for tv in (999, 900, 800, 600, 400, 200):
+        tt = torch.full((nh,), tv)
+        xt = sched.add_noise(hx0, hn, tt)
+        with_i = ((den(xt, tt, hd, hc, ht, one, one, one) - hx0) ** 2).mean().item()
+        without = ((den(xt, tt, hd, hc, ht, zero, zero, one) - hx0) ** 2).mean().item()
+        gain[tv] = round(without - with_i, 5)
+print("x0 loss gain from the image (dropped - with) by t:", gain, flush=True)
 caps = [s.caption for s in held]
 t1 = time.time()
 res = {}
+if a.oracle_colour:  # the pipeline encodes images itself: hand it the oracle token instead
+    _encode = pipe.encode_image
+    def _oracle_encode(images, _held=iter([])):
+        d, c = _encode(images)
+        return d, oracle(c, _batch_specs)
+    pipe.encode_image = _oracle_encode
 for name, kw in (("image", {}), ("dropped", {"use_image": False})):
-    vids = np.concatenate([pipe(hid[i:i+16], caps[i:i+16], seed=1234 + i, num_inference_steps=20, **kw) for i in range(0, len(held), 16)])
+    chunks = []
+    for i in range(0, len(held), 16):
+        _batch_specs = held[i:i + 16]
+        chunks.append(pipe(hid[i:i+16], caps[i:i+16], seed=1234 + i, num_inference_steps=20, **kw))
+    vids = np.concatenate(chunks)
     res[name] = [sprites_scores(v, s) for v, s in zip(vids, held)]
     if name == "image": np.save(os.path.join(a.out, f"{a.name}_vids.npy"), vids)
 def arr(name, k): return np.array([r[k] for r in res[name]], float)
-out = {"name": a.name, "steps": step, "train_s": round(train_s), "final_loss": float(np.mean(losses[-100:]))}
+out = {"name": a.name, "loss_gain_by_t": gain, "steps": step, "train_s": round(train_s), "final_loss": float(np.mean(losses[-100:]))}
 for k in ("identity", "identity_shape", "identity_colour", "identity_texture", "motion", "attribute"):
     x, y = arr("image", k), arr("dropped", k); ok = ~np.isnan(x) & ~np.isnan(y)
     dlt = x[ok] - y[ok]

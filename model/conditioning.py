@@ -22,11 +22,17 @@ class SugarConditioner(ModelMixin, ConfigMixin):
         dino_dim, clip_dim: encoder widths. text_dim: T5 width (= the transformer's text_embed_dim).
         num_dino_tokens, num_text_tokens: fixed lengths (DINO patches + CLS; padded T5 length).
         null_condition: "learned" (trained null embeddings, the default) or "zeros" [RECON §1.3].
+        image_residual: image tokens are `null + keep * projection(features)` with the projections
+            zero-initialised and the image nulls at unit scale, so a pretrained text-to-video transformer
+            starts out seeing one constant set of image tokens (the nulls) and the image pathway grows from
+            zero, as ControlNet's zero convolutions and IP-Adapter do [RECON]. False: tokens are
+            `projection(features)`, swapped for the null when dropped, projections randomly initialised:
+            random image-dependent tokens that a pretrained transformer first learns to ignore.
     """
 
     @register_to_config
     def __init__(self, dino_dim: int, clip_dim: int, text_dim: int, num_dino_tokens: int, num_text_tokens: int,
-                 null_condition: str = "learned"):
+                 null_condition: str = "learned", image_residual: bool = False):
         super().__init__()
         if null_condition not in ("learned", "zeros"):
             raise ValueError(f"null_condition must be 'learned' or 'zeros', got {null_condition!r}")
@@ -40,6 +46,17 @@ class SugarConditioner(ModelMixin, ConfigMixin):
         if learned:
             for p in (self.null_dino, self.null_clip, self.null_text):
                 nn.init.normal_(p, std=0.02)
+        if image_residual:
+            if not learned:
+                raise ValueError("image_residual needs learned nulls (null_condition='learned'): the image tokens "
+                                 "grow from the nulls")
+            # Unit scale: the blocks' LayerNorms see null + a small projection, a smooth start, not a tiny
+            # vector that normalisation would blow up to full size.
+            for p in (self.null_dino, self.null_clip):
+                nn.init.normal_(p, std=1.0)
+            for proj in (self.dino_proj, self.clip_proj):
+                nn.init.zeros_(proj.weight)
+                nn.init.zeros_(proj.bias)
 
     @property
     def group_lengths(self) -> tuple[int, int, int]:
@@ -53,11 +70,13 @@ class SugarConditioner(ModelMixin, ConfigMixin):
             raise ValueError(f"conditioning lengths dino={dino.shape[1]}, clip={clip.shape[1]}, text={text.shape[1]}"
                              f" do not match the conditioner's ({ld}, 1, {lt})")
         parts = []
-        for x, null, keep in ((self.dino_proj(dino), self.null_dino, keep_dino),
-                              (self.clip_proj(clip), self.null_clip, keep_clip),
-                              (text, self.null_text, keep_text)):
+        residual = self.config.image_residual
+        for x, null, keep, grows in ((self.dino_proj(dino), self.null_dino, keep_dino, residual),
+                                     (self.clip_proj(clip), self.null_clip, keep_clip, residual),
+                                     (text, self.null_text, keep_text, False)):
             k = keep.to(x.device, x.dtype).view(-1, 1, 1)
-            parts.append(k * x + (1 - k) * null.to(x.device, x.dtype).unsqueeze(0))
+            null = null.to(x.device, x.dtype).unsqueeze(0)
+            parts.append(null + k * x if grows else k * x + (1 - k) * null)
         return torch.cat(parts, dim=1)
 
 

@@ -103,6 +103,10 @@ class ConditioningConfig(_Strict):
     drop_dino: float = Field(0.5, ge=0.0, le=1.0)
     drop_clip: float = Field(0.2, ge=0.0, le=1.0)
     drop_text: float = Field(0.2, ge=0.0, le=1.0)
+    image_residual: bool = Field(
+        False, description="[RECON] image tokens = null + keep * projection(features), projections zero-initialised: "
+                           "a pretrained transformer starts out seeing constant image tokens and the image pathway "
+                           "grows from zero (ControlNet / IP-Adapter practice); false: random projections")
 
 
 class ModelConfig(_Strict):

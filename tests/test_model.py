@@ -124,3 +124,28 @@ def test_pipeline_refuses_bad_images():
         pipe(np.full((32, 32, 3), np.nan), "x", num_inference_steps=1)
     with pytest.raises(ValueError, match="RGB"):
         pipe(np.zeros((32, 32), np.uint8), "x", num_inference_steps=1)
+
+
+def test_image_residual_starts_without_image_influence_and_can_grow():
+    # image tokens = null + keep * projection(features), projections zero-initialised: at the start the
+    # model sees the same (null) image tokens for every image, yet the projections get a gradient.
+    torch.manual_seed(0)
+    pipe = SugarPipeline.from_config(model_config("tiny", attention_design="e", num_frames=2,
+                                                  conditioning={"image_residual": True}))
+    den = pipe.denoiser
+    n = 3
+    images = np.random.default_rng(0).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    dino, clip = pipe.encode_image(images)
+    text = pipe.encode_prompt(["a cat walks left"] * n)
+    latents, t = torch.randn(n, 2, 48, 8, 8), torch.full((n,), 500)
+    one, zero = torch.ones(n), torch.zeros(n)
+    out = den(latents, t, dino, clip, text, one, one, one)
+    swapped = den(latents, t, dino.roll(1, 0), clip.roll(1, 0), text, one, one, one)
+    dropped = den(latents, t, dino, clip, text, zero, zero, one)
+    assert torch.equal(out, swapped) and torch.equal(out, dropped)
+    out.pow(2).mean().backward()
+    assert den.conditioner.dino_proj.weight.grad.abs().sum() > 0 and den.conditioner.clip_proj.weight.grad.abs().sum() > 0
+    with torch.no_grad():  # once the projections move, the image matters
+        den.conditioner.dino_proj.weight.normal_(std=0.1)
+        assert not torch.equal(den(latents, t, dino, clip, text, one, one, one),
+                               den(latents, t, dino.roll(1, 0), clip.roll(1, 0), text, one, one, one))
