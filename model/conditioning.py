@@ -28,16 +28,22 @@ class SugarConditioner(ModelMixin, ConfigMixin):
             zero, as ControlNet's zero convolutions and IP-Adapter do [RECON]. False: tokens are
             `projection(features)`, swapped for the null when dropped, projections randomly initialised:
             random image-dependent tokens that a pretrained transformer first learns to ignore.
+        image_input_norm: LayerNorm on the DINO and CLIP features before their projections [RECON]. Encoder
+            outputs arrive at very different scales (CLIP image embeddings: std ~27 per dimension in the tiny
+            tower, DINO tokens ~1); unnormalised, a large input makes every optimiser step move the image
+            tokens far more than the rest of the model moves, so the pathway cannot settle.
     """
 
     @register_to_config
     def __init__(self, dino_dim: int, clip_dim: int, text_dim: int, num_dino_tokens: int, num_text_tokens: int,
-                 null_condition: str = "learned", image_residual: bool = False):
+                 null_condition: str = "learned", image_residual: bool = False, image_input_norm: bool = False):
         super().__init__()
         if null_condition not in ("learned", "zeros"):
             raise ValueError(f"null_condition must be 'learned' or 'zeros', got {null_condition!r}")
         self.dino_proj = nn.Linear(dino_dim, text_dim)
         self.clip_proj = nn.Linear(clip_dim, text_dim)
+        self.dino_norm = nn.LayerNorm(dino_dim) if image_input_norm else nn.Identity()
+        self.clip_norm = nn.LayerNorm(clip_dim) if image_input_norm else nn.Identity()
         learned = null_condition == "learned"
         # Nulls live after the projections (in the text width); text's null replaces the T5 states.
         self.null_dino = nn.Parameter(torch.zeros(num_dino_tokens, text_dim), requires_grad=learned)
@@ -71,8 +77,8 @@ class SugarConditioner(ModelMixin, ConfigMixin):
                              f" do not match the conditioner's ({ld}, 1, {lt})")
         parts = []
         residual = self.config.image_residual
-        for x, null, keep, grows in ((self.dino_proj(dino), self.null_dino, keep_dino, residual),
-                                     (self.clip_proj(clip), self.null_clip, keep_clip, residual),
+        for x, null, keep, grows in ((self.dino_proj(self.dino_norm(dino)), self.null_dino, keep_dino, residual),
+                                     (self.clip_proj(self.clip_norm(clip)), self.null_clip, keep_clip, residual),
                                      (text, self.null_text, keep_text, False)):
             k = keep.to(x.device, x.dtype).view(-1, 1, 1)
             null = null.to(x.device, x.dtype).unsqueeze(0)

@@ -107,6 +107,9 @@ class ConditioningConfig(_Strict):
         False, description="[RECON] image tokens = null + keep * projection(features), projections zero-initialised: "
                            "a pretrained transformer starts out seeing constant image tokens and the image pathway "
                            "grows from zero (ControlNet / IP-Adapter practice); false: random projections")
+    image_input_norm: bool = Field(
+        False, description="[RECON] LayerNorm on the DINO / CLIP features before their projections, so image "
+                           "features of any scale train at the same pace as the rest of the model")
 
 
 class ModelConfig(_Strict):

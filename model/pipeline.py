@@ -54,7 +54,7 @@ class SugarPipeline:
                 dino_dim=image_encoders.dino_dim, clip_dim=image_encoders.clip_dim,
                 text_dim=transformer.config.text_embed_dim, num_dino_tokens=image_encoders.num_dino_tokens(),
                 num_text_tokens=cfg.text_encoder.max_length, null_condition=cfg.conditioning.null_condition,
-                image_residual=cfg.conditioning.image_residual)
+                image_residual=cfg.conditioning.image_residual, image_input_norm=cfg.conditioning.image_input_norm)
         denoiser = SugarDenoiser(transformer, conditioner, cfg.attention_design, cfg.attention_text_sees_image)
         return cls(cfg, denoiser, build_codec(cfg.codec), image_encoders, text_encoder, build_scheduler(cfg))
 

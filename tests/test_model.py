@@ -149,3 +149,17 @@ def test_image_residual_starts_without_image_influence_and_can_grow():
         den.conditioner.dino_proj.weight.normal_(std=0.1)
         assert not torch.equal(den(latents, t, dino, clip, text, one, one, one),
                                den(latents, t, dino.roll(1, 0), clip.roll(1, 0), text, one, one, one))
+
+
+def test_image_input_norm_makes_tokens_independent_of_the_feature_scale():
+    torch.manual_seed(0)
+    cond = SugarConditioner(dino_dim=16, clip_dim=8, text_dim=32, num_dino_tokens=5, num_text_tokens=4,
+                            image_input_norm=True)
+    dino, clip, text = torch.randn(2, 5, 16), torch.randn(2, 1, 8), torch.randn(2, 4, 32)
+    one = torch.ones(2)
+    a = cond(dino, clip, text, one, one, one)
+    b = cond(27 * dino + 3, 27 * clip - 5, text, one, one, one)  # CLIP's raw scale, a shared offset
+    assert torch.allclose(a, b, atol=1e-4)
+    plain = SugarConditioner(dino_dim=16, clip_dim=8, text_dim=32, num_dino_tokens=5, num_text_tokens=4)
+    plain.load_state_dict({k: v for k, v in cond.state_dict().items() if "norm" not in k})
+    assert not torch.allclose(plain(dino, clip, text, one, one, one), plain(27 * dino, 27 * clip, text, one, one, one))
