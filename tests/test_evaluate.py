@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -44,6 +45,35 @@ def test_evaluation_logs_everything_a_reviewer_needs(run_config, tmp_path):
     assert sweep["scales"] == [1.0, 3.0] and np.isfinite(sweep["metrics"]["sprites_motion"]).all()
 
 
+def test_the_paired_image_effect_is_reported_with_its_interval_and_shown(run_config, tmp_path):
+    from scipy import stats
+
+    from components.evaluate.evaluate import run
+    from model.config import model_config
+    from model.pipeline import SugarPipeline
+
+    cfg = run_config("evaluate.num_samples=6", "evaluate.num_sample_videos=2", "evaluate.paper_metrics=false")
+    ckpt = tmp_path / "ckpt"
+    SugarPipeline.from_config(model_config("tiny", conditioning={"image_residual": False})).save_pretrained(ckpt)
+    m = run(ckpt, tmp_path / "eval", cfg)["metrics"]
+    table = pd.read_parquet(tmp_path / "eval" / "per_sample.parquet")
+    d = (table["sprites_identity"] - table["sprites_identity_no_image"]).to_numpy()
+    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    assert np.isclose(m["image_effect/sprites_identity"], d.mean())
+    assert np.isclose(m["image_effect/sprites_identity_lo"], d.mean() - half)
+    assert np.isclose(m["image_effect/sprites_identity_hi"], d.mean() + half)
+    assert np.isclose(m["ablation_no_image/sprites_identity"], table["sprites_identity_no_image"].mean())
+    for part in ("shape", "colour", "texture"):
+        assert f"image_effect/sprites_identity_{part}" in m and f"sprites_identity_{part}" in m
+    ev = tmp_path / "eval"
+    assert json.loads((ev / "evaluation.json").read_text())["identity_metric"] == "sprites_identity"
+    shown = sorted(p.stem for p in (ev / "videos").glob("*.mp4"))
+    assert shown == sorted(p.stem for p in (ev / "videos_no_image").glob("*.mp4"))
+    assert shown == sorted(p.stem for p in (ev / "identity").glob("*.png"))
+    sheet = Image.open(ev / "contact_sheet.png")
+    assert sheet.size[0] > 9 * 32 * 3  # identity + 4 frames with the image + 4 frames without, 3x
+
+
 def test_an_image_benchmark_is_scored_with_the_paper_metrics(run_config, tmp_path):
     import mlflow
 
@@ -68,6 +98,10 @@ def test_an_image_benchmark_is_scored_with_the_paper_metrics(run_config, tmp_pat
     assert {"dino_i", "clip_i", "clip_t", "text_video", "dynamic_degree", "subject_consistency",
             "background_consistency", "temporal_consistency"} <= set(m)
     assert not any(k.startswith("sprites_") for k in m)  # no ground truth for real subjects
+    # the image's paired effect is measured on DINO-I against the reference when there is no ground truth
+    assert m["image_effect/dino_i_lo"] <= m["image_effect/dino_i"] <= m["image_effect/dino_i_hi"]
+    assert "ablation_no_image/dino_i" in m
+    assert json.loads((tmp_path / "eval" / "evaluation.json").read_text())["identity_metric"] == "dino_i"
     tags = mlflow.MlflowClient().get_run(result["run_id"]).data.tags
     assert tags["benchmark"] == "videomaker_object" and tags["text_video_model"]
     with pytest.raises(ValueError, match="benchmark_images"):
