@@ -259,13 +259,16 @@ class RunConfig(_Strict):
 
 def _bundled_base(name: str) -> dict:
     """Model settings that start from a base shipped in model/bundled/<name>/, pinned by the sha256 that its
-    provenance.json records (written by `vidcustom pretrain`); {} while none is shipped (random start)."""
+    provenance.json records (written by `vidcustom pretrain`), with the settings the base was trained with
+    (noise schedule, text length); {} while none is shipped (random start)."""
     from model.transformer import BUNDLED, BUNDLED_PREFIX
 
     record = BUNDLED / name / "provenance.json"
     if not record.is_file():
         return {}
-    return {"transformer_path": f"{BUNDLED_PREFIX}{name}", "transformer_sha256": json.loads(record.read_text())["sha256"]}
+    record = json.loads(record.read_text())
+    return {**record.get("model_settings", {}), "transformer_path": f"{BUNDLED_PREFIX}{name}",
+            "transformer_sha256": record["sha256"]}
 
 
 # Run-level presets (model presets live in model/config.py); the smaller `ci` one drives the e2e test. Both

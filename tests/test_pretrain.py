@@ -33,6 +33,7 @@ def test_pretrain_publishes_a_pinned_base_that_the_model_loads(tmp_path, monkeyp
     assert json.loads((tmp_path / "base" / "provenance.json").read_text()) == record
     assert record["sha256"] == file_sha256(weights) and record["data_version"].endswith(".dir")
     assert record["steps"] == 4 and record["bytes"] == weights.stat().st_size < 5 * 2**20
+    assert record["model_settings"]["scheduler"]["snr_shift_scale"] == 4.0  # what a fine-tune must share
 
     # The published weights are the trained checkpoint's transformer, and a pinned model starts from them.
     trained = SugarPipeline.from_pretrained(tmp_path / "state" / "pretrain" / "checkpoint").denoiser.transformer
