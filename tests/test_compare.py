@@ -38,8 +38,10 @@ def _clip(colour, frames: int = 8, size: int = 32, row: int = 10) -> np.ndarray:
     return video
 
 
-def _evaluate_run(cfg, out: Path, data_version: str, metrics: dict, colour, pix_fmt: str | None) -> str:
-    """Log a run like components/evaluate/evaluate.py does; pix_fmt None = a run without videos."""
+def _evaluate_run(cfg, out: Path, data_version: str, metrics: dict, colour, pix_fmt: str | None,
+                  companions: bool = False) -> str:
+    """Log a run like components/evaluate/evaluate.py does; pix_fmt None = a run without videos; companions:
+    also each sample's identity image and image-dropped clip (what evaluate logs since issue 10)."""
     import mlflow
     import pandas as pd
 
@@ -52,6 +54,10 @@ def _evaluate_run(cfg, out: Path, data_version: str, metrics: dict, colour, pix_
         clip = _clip(colour, row=6 + 8 * i)
         if pix_fmt is not None:
             write_video(out / "videos" / f"{sid}.mp4", clip, 8, pix_fmt=pix_fmt)
+        if companions:
+            write_image(out / "identity" / f"{sid}.png", np.full((32, 32, 3), colour, np.uint8))
+            write_video(out / "videos_no_image" / f"{sid}.mp4", _clip((128, 128, 128), row=6 + 8 * i), 8,
+                        pix_fmt="yuv420p")
         rows.append({"sample_id": sid, "subject_id": sid, "category": "animal",
                      "caption": f"a square number {i} slides right", "sprites_identity": metrics["sprites_identity"],
                      "sprites_motion": metrics["sprites_motion"], "sprites_attribute": 0.5})
@@ -81,7 +87,8 @@ def store(tmp_path_factory):
         def cfg(*overrides: str):
             return load_config(preset="ci", overrides=list(overrides))
 
-        a = _evaluate_run(cfg(), root / "eval_a", "dvhash-aaaa", METRICS_A, (255, 40, 40), "yuv444p")
+        a = _evaluate_run(cfg(), root / "eval_a", "dvhash-aaaa", METRICS_A, (255, 40, 40), "yuv444p",
+                          companions=True)
         b = _evaluate_run(cfg("evaluate.seed=7"), root / "eval_b", "dvhash-bbbb", METRICS_B, (40, 220, 40), "yuv420p")
         c = _evaluate_run(cfg(), root / "eval_c", "dvhash-aaaa", METRICS_C, (40, 40, 255), None)
         yield {"runs": (a, b, c), "uri": cfg().tracking_uri(), "root": root}
@@ -136,6 +143,13 @@ def test_report_contents_and_mlflow_run(store, report):
             cell = _cell(page, "data-metric", name, run_id)
             delta = float(re.search(r'data-delta="([^"]+)"', cell).group(1))
             assert delta == pytest.approx(value - METRICS_A[name], abs=1e-9), (name, run_id)
+    # the reviewer sees the subject: run A's cells show its identity image and its image-dropped clip beside
+    # the clip; run B (logged before evaluate kept them) shows the clip alone
+    for sid in SAMPLES:
+        cell_a, cell_b = _cell(page, "data-sample", sid, a), _cell(page, "data-sample", sid, b)
+        assert 'class="triptych"' in cell_a and "<figcaption>image dropped</figcaption>" in cell_a
+        assert re.search(r'<img class="identity" src="[^"]+_identity\.png"', cell_a)
+        assert 'data-variant="no-image"' in cell_a and "triptych" not in cell_b
     assert 'class="num better"' in _cell(page, "data-metric", "sprites_identity", b)  # 0.50 -> 0.62
     assert "▲ +0.1200" in _cell(page, "data-metric", "sprites_identity", b)
     assert 'class="num worse"' in _cell(page, "data-metric", "sprites_motion", b)  # 0.80 -> 0.75
@@ -196,7 +210,9 @@ def test_baseline_embed_and_errors(store, tmp_path):
     assert code == 0, stderr
     page = out.read_text()
     assert not (tmp_path / "one_files").exists()
-    assert page.count('<video src="data:video/mp4;base64,') == 4
+    # 2 samples x 2 runs, plus run A's 2 image-dropped clips; run A's identity images embedded too
+    assert page.count('<video src="data:video/mp4;base64,') == 6
+    assert page.count('<img class="identity" src="data:image/png;base64,') == 2
     delta = float(re.search(r'data-delta="([^"]+)"', _cell(page, "data-metric", "sprites_identity", a)).group(1))
     assert delta == pytest.approx(0.50 - 0.62)
 
@@ -251,7 +267,9 @@ def test_report_plays_in_headless_chromium(store, report, tmp_path):
               f"framesDecoded={s['framesDecoded']} loops={s['loops']} size={s['videoWidth']}x{s['videoHeight']} "
               f"error={s['error']} lit={s['lit']} "
               f"(now: readyState={s['readyState']} currentTime={s['currentTime']:.3f})")
-    assert sorted((s["run"], s["sample"]) for s in status) == sorted((r, sid) for r in (a, b) for sid in SAMPLES)
+    # run A logged each sample's image-dropped clip too: subject | with the image | image dropped
+    assert sorted((s["run"], s["sample"]) for s in status) == sorted(
+        [(r, sid) for r in (a, b) for sid in SAMPLES] + [(a, sid) for sid in SAMPLES])
     for s in status:
         assert s["error"] is None, s
         assert s["loaded"] and s["maxReadyState"] >= 2, s  # loadeddata fired: HAVE_CURRENT_DATA, a frame decoded
@@ -261,7 +279,7 @@ def test_report_plays_in_headless_chromium(store, report, tmp_path):
         # a decoded frame is the square on black: 100 of 1024 pixels lit
         assert s["lit"] is not None and 0.05 < s["lit"] < 0.2, s
     summary = re.search(r'<span id="playback-summary">(.*?)</span>', dom).group(1)
-    assert summary == "4/4 videos playing", summary
+    assert summary == "6/6 videos playing", summary
 
     shot = tmp_path / "compare.png"
     _chrome(binary, tmp_path / "profile-shot", "--allow-file-access-from-files", "--virtual-time-budget=3000",
