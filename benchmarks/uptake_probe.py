@@ -21,6 +21,7 @@ from components.synthesize.sprites_backend import plan_specs
 from components.synthesize.sprites_scoring import sprites_scores
 from model.pipeline import SugarPipeline
 from model.conditioning import condition_dropout
+from model.noise import diffusion_noise
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("--name", required=True)
@@ -34,6 +35,7 @@ ap.add_argument("--high-frac", type=float, default=0.0, help="share of each batc
 ap.add_argument("--high-t", type=int, default=700)
 ap.add_argument("--cond-lr", type=float, default=1.0, help="lr multiplier for the conditioner")
 ap.add_argument("--freeze-base", type=float, default=0.0, help="freeze the first fraction of blocks")
+ap.add_argument("--gain-every", type=int, default=0, help="print the held-out x0 gain every N steps")
 ap.add_argument("--eval-n", type=int, default=48)
 ap.add_argument("--batch", type=int, default=16)
 ap.add_argument("--lr", type=float, default=1e-3)
@@ -74,8 +76,36 @@ def oracle(clip_feats, spec_list):
     return out
 if a.oracle_colour:
     clip = oracle(clip, specs)
+noise_rng = np.random.default_rng(0)
+def draw_noise(shape, rng):
+    """The model's diffusion noise (model.noise), as the train worker draws it."""
+    return torch.from_numpy(diffusion_noise(rng, tuple(shape), **m.noise_args))
 print(f"data {len(specs)} samples in {time.time()-t0:.1f}s", flush=True)
 den, sched = pipe.denoiser, pipe.scheduler
+# eval
+sc = cfg.synthesize
+held = S.heldout_specs(cfg.evaluate.seed, a.eval_n, sc.caption_colour, sc.subject_size, sc.motions, sc.caption_position)
+gen_h = [S.generate(s, m.height, m.width, m.num_frames) for s in held]
+hid = np.stack([g[0] for g in gen_h])
+# Does the trained denoiser use the image? Held-out x0 loss with the image minus with it dropped, per t (same noise).
+with torch.no_grad():
+    hx0 = pipe.codec.encode(torch.from_numpy(np.stack([g[1] for g in gen_h])).permute(0, 1, 4, 2, 3).float() / 127.5 - 1)
+    hd, hc = pipe.encode_image(hid)
+    if a.oracle_colour:
+        hc = oracle(hc, held)
+    ht = pipe.encode_prompt([s.caption for s in held])
+    hn = draw_noise(hx0.shape, np.random.default_rng(7))
+    n_held = len(held); one, zero = torch.ones(n_held), torch.zeros(n_held)
+def x0_gain():
+  gain = {}
+  with torch.no_grad():
+    for tv in (999, 900, 800, 600, 400, 200):
+      tt = torch.full((n_held,), tv)
+      xt = sched.add_noise(hx0, hn, tt)
+      with_i = ((den(xt, tt, hd, hc, ht, one, one, one) - hx0) ** 2).mean().item()
+      without = ((den(xt, tt, hd, hc, ht, zero, zero, one) - hx0) ** 2).mean().item()
+      gain[tv] = round(without - with_i, 5)
+  return gain
 blocks = den.transformer.transformer_blocks
 nf = int(round(a.freeze_base * len(blocks)))
 for i, b in enumerate(blocks):
@@ -93,7 +123,7 @@ while time.time() - t0 < a.seconds and step < a.steps:
     w = min(1.0, (step + 1) / 100)
     for g, lr in zip(opt.param_groups, base_lrs): g["lr"] = lr * w
     idx = torch.randint(len(specs), (a.batch,), generator=gen)
-    x0 = lat[idx]; noise = torch.randn(x0.shape, generator=gen)
+    x0 = lat[idx]; noise = draw_noise(x0.shape, noise_rng)
     T = sched.config.num_train_timesteps
     t = torch.randint(0, T, (a.batch,), generator=gen)
     nh = int(round(a.high_frac * a.batch))
@@ -106,33 +136,14 @@ while time.time() - t0 < a.seconds and step < a.steps:
     opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(den.parameters(), 1.0); opt.step()
     losses.append(loss.item()); step += 1
     if step % 200 == 0: print(f"step {step} loss {np.mean(losses[-200:]):.4f} {time.time()-t0:.0f}s", flush=True)
+    if a.gain_every and step % a.gain_every == 0:
+        den.eval(); print(f"step {step} x0 gain by t {x0_gain()}", flush=True); den.train()
 train_s = time.time() - t0
 den.eval()
 if a.save_base:
     from safetensors.torch import save_file
     save_file({k: v.contiguous() for k, v in den.transformer.state_dict().items()}, a.save_base)
-# eval
-sc = cfg.synthesize
-held = S.heldout_specs(cfg.evaluate.seed, a.eval_n, sc.caption_colour, sc.subject_size, sc.motions, sc.caption_position)
-gen_h = [S.generate(s, m.height, m.width, m.num_frames) for s in held]
-hid = np.stack([g[0] for g in gen_h])
-# Does the trained denoiser use the image? Held-out x0 loss with the image minus with it dropped, per t (same noise).
-with torch.no_grad():
-    hx0 = pipe.codec.encode(torch.from_numpy(np.stack([g[1] for g in gen_h])).permute(0, 1, 4, 2, 3).float() / 127.5 - 1)
-    hd, hc = pipe.encode_image(hid)
-    if a.oracle_colour:
-        hc = oracle(hc, held)
-    ht = pipe.encode_prompt([s.caption for s in held])
-    g2 = torch.Generator().manual_seed(7)
-    hn = torch.randn(hx0.shape, generator=g2)
-    nh = len(held); one, zero = torch.ones(nh), torch.zeros(nh)
-    gain = {}
-    for tv in (999, 900, 800, 600, 400, 200):
-        tt = torch.full((nh,), tv)
-        xt = sched.add_noise(hx0, hn, tt)
-        with_i = ((den(xt, tt, hd, hc, ht, one, one, one) - hx0) ** 2).mean().item()
-        without = ((den(xt, tt, hd, hc, ht, zero, zero, one) - hx0) ** 2).mean().item()
-        gain[tv] = round(without - with_i, 5)
+gain = x0_gain()
 print("x0 loss gain from the image (dropped - with) by t:", gain, flush=True)
 caps = [s.caption for s in held]
 t1 = time.time()

@@ -112,6 +112,17 @@ class ConditioningConfig(_Strict):
                            "features of any scale train at the same pace as the rest of the model")
 
 
+class NoiseConfig(_Strict):
+    """[RECON] The diffusion noise (model/noise.py): white, plus a smooth field shared by all frames."""
+
+    low_frequency: float = Field(
+        0.0, ge=0.0, le=10.0,
+        description="std of the smooth part relative to the white part (0: plain white noise). In pixel space it "
+                    "keeps a subject's colour uncertain deep into the schedule, where the identity image then pays "
+                    "(docs/sugar_mechanism.md); training and both samplers draw the same noise")
+    grid: int = Field(4, ge=1, le=64, description="lattice cells per side of the smooth field")
+
+
 class ModelConfig(_Strict):
     """Everything that defines a vidcustom checkpoint."""
 
@@ -140,6 +151,7 @@ class ModelConfig(_Strict):
     scheduler: SchedulerConfig = SchedulerConfig()
     sampler: SamplerConfig = SamplerConfig()
     conditioning: ConditioningConfig = ConditioningConfig()
+    noise: NoiseConfig = NoiseConfig()
 
     @model_validator(mode="after")
     def _check_shapes(self) -> "ModelConfig":
@@ -150,11 +162,20 @@ class ModelConfig(_Strict):
                     f"height={self.height} and width={self.width} must be multiples of codec.factor*patch_size={f * p}")
             if self.transformer.temporal_compression_ratio != 1:
                 raise ValueError("transformer.temporal_compression_ratio must be 1 with the pixel_unshuffle codec")
+        side = min(self.latent_size) * self.noise_args["unshuffle"]
+        if self.noise.low_frequency and self.noise.grid > side:
+            raise ValueError(f"noise.grid={self.noise.grid} must be at most the sample's side ({side})")
         if self.transformer.text_embed_dim != self.text_encoder.d_model and self.text_encoder.pretrained_path is None:
             raise ValueError(
                 f"transformer.text_embed_dim={self.transformer.text_embed_dim} must equal "
                 f"text_encoder.d_model={self.text_encoder.d_model}")
         return self
+
+    @property
+    def noise_args(self) -> dict:
+        """Keyword arguments of model.noise.diffusion_noise for this model (also written to sampler.json)."""
+        unshuffle = self.codec.factor if self.codec.kind == "pixel_unshuffle" else 1
+        return {"low_frequency": self.noise.low_frequency, "grid": self.noise.grid, "unshuffle": unshuffle}
 
     @property
     def latent_channels(self) -> int:
@@ -205,7 +226,8 @@ def _cogvideox(width: int, layers: int, heads: int, rope: bool, root: str) -> di
 
 # Presets are plain dicts so params.yaml overrides merge onto them key by key.
 PRESETS: dict[str, dict] = {
-    "tiny": {},
+    # pixel space: smooth noise keeps colour for the identity image to tell (NoiseConfig, docs/decisions.md)
+    "tiny": {"noise": {"low_frequency": 1.5}},
     "cogvideox-2b": _cogvideox(1920, 30, 30, rope=False, root="models/CogVideoX-2b"),
     "cogvideox-5b": _cogvideox(3072, 42, 48, rope=True, root="models/CogVideoX-5b"),
 }

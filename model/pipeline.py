@@ -17,6 +17,7 @@ from .conditioning import SugarConditioner
 from .config import ModelConfig
 from .encoders import ImageEncoders, TextEncoder, to_unit_tensor
 from .guidance import DualGuidanceSampler
+from .noise import diffusion_noise
 from .transformer import SugarDenoiser, build_transformer
 
 CHECKPOINT_META = "vidcustom.json"
@@ -139,9 +140,10 @@ class SugarPipeline:
         return ((video + 1) * 127.5).round().to(torch.uint8).permute(0, 1, 3, 4, 2).cpu().numpy()
 
     def initial_noise(self, n: int, seed: int) -> torch.Tensor:
-        h, w = self.config.latent_size
-        g = torch.Generator().manual_seed(seed)
-        return torch.randn(n, self.config.latent_frames, self.config.latent_channels, h, w, generator=g)
+        """The starting noise for `seed`: NumPy's generator and model.noise, exactly as the ONNX sampler draws it."""
+        c = self.config
+        shape = (n, c.latent_frames, c.latent_channels, *c.latent_size)
+        return torch.from_numpy(diffusion_noise(np.random.default_rng(seed), shape, **c.noise_args))
 
     @torch.no_grad()
     def __call__(self, image, prompt: str | list[str], num_inference_steps: int | None = None,

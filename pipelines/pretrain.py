@@ -8,7 +8,7 @@ conditions dropped on every sample (`model.conditioning.drop_dino/drop_clip = 1`
 is published (diffusers folder, safetensors, fp32); SUGAR's projections and nulls start fresh, as they do
 on a pretrained CogVideoX. `provenance.json` records the recipe, the data version, the training figures
 and the weights' sha256, which the `tiny` preset pins (`model.transformer_sha256`), plus the model settings
-a run must share with the base (noise schedule, text length), which the preset applies.
+a run must share with the base (noise schedule, noise, text length), which the preset applies.
 """
 
 from __future__ import annotations
@@ -56,9 +56,10 @@ def pretrain(recipe: str | Path, out_dir: str | Path, overrides: list[str] | tup
         "parameters": sum(p.numel() for p in pipe.denoiser.transformer.parameters()),
         "mlflow_train_run": summary["run_id"], "weights": f"transformer/{WEIGHTS_FILE}",
         "sha256": file_sha256(target / WEIGHTS_FILE), "bytes": (target / WEIGHTS_FILE).stat().st_size,
-        # What a run starting from this base must share with it (its time conditioning and text length):
-        # the preset applies these, so a base is never fine-tuned on a schedule it was not trained on.
+        # What a run starting from this base must share with it (its time conditioning, noise and text
+        # length): the preset applies these, so a base is never fine-tuned on a schedule it was not trained on.
         "model_settings": {"scheduler": cfg.model.scheduler.model_dump(mode="json"),
+                           "noise": cfg.model.noise.model_dump(mode="json"),
                            "text_encoder": {"max_length": cfg.model.text_encoder.max_length}}}
     (out / "provenance.json").write_text(json.dumps(record, indent=2) + "\n")
     return record

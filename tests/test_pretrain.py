@@ -34,6 +34,7 @@ def test_pretrain_publishes_a_pinned_base_that_the_model_loads(tmp_path, monkeyp
     assert record["sha256"] == file_sha256(weights) and record["data_version"].endswith(".dir")
     assert record["steps"] == 4 and record["bytes"] == weights.stat().st_size < 5 * 2**20
     assert record["model_settings"]["scheduler"]["snr_shift_scale"] == 4.0  # what a fine-tune must share
+    assert record["model_settings"]["noise"] == {"low_frequency": 1.5, "grid": 4}  # the tiny preset's noise
 
     # The published weights are the trained checkpoint's transformer, and a pinned model starts from them.
     trained = SugarPipeline.from_pretrained(tmp_path / "state" / "pretrain" / "checkpoint").denoiser.transformer
@@ -65,3 +66,18 @@ def test_unknown_bundled_base_is_named():
 
     with pytest.raises(FileNotFoundError, match="no bundled base 'nope'"):
         build_transformer(model_config("tiny", transformer_path="bundled:nope"))
+
+
+def test_the_shipped_base_is_pinned_and_its_settings_applied():
+    """The tiny run preset starts from model/bundled/tiny-t2v, pinned by the sha256 its provenance records."""
+    from components.config import load_config
+    from model.transformer import BUNDLED, WEIGHTS_FILE, file_sha256
+
+    record = json.loads((BUNDLED / "tiny-t2v" / "provenance.json").read_text())
+    weights = BUNDLED / "tiny-t2v" / record["weights"]
+    assert weights.name == WEIGHTS_FILE and weights.stat().st_size == record["bytes"] < 5 * 2**20
+    assert file_sha256(weights) == record["sha256"]
+    m = load_config(None, preset="tiny").model
+    assert m.transformer_path == "bundled:tiny-t2v" and m.transformer_sha256 == record["sha256"]
+    assert m.noise.model_dump() == record["model_settings"]["noise"]
+    assert m.text_encoder.max_length == record["model_settings"]["text_encoder"]["max_length"]

@@ -91,6 +91,6 @@ def export_pipeline(pipe, out: str | Path, opset: int = 17) -> Path:
     pipe.text_encoder.tokenizer.save_pretrained(out / "tokenizer")
     sampler = {"height": cfg.height, "width": cfg.width, "num_frames": cfg.num_frames, "fps": cfg.fps,
                "latent_shape": [cfg.latent_frames, cfg.latent_channels, h, w],
-               "max_length": cfg.text_encoder.max_length, **cfg.sampler.model_dump()}
+               "max_length": cfg.text_encoder.max_length, "noise": cfg.noise_args, **cfg.sampler.model_dump()}
     (out / "sampler.json").write_text(json.dumps(sampler, indent=2))
     return out

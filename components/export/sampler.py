@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from model.noise import diffusion_noise
+
 DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
@@ -68,7 +70,9 @@ class OnnxSugarSampler:
         return self.sessions["text_encoder"].run(None, {"input_ids": ids})[0]
 
     def initial_noise(self, n: int, seed: int) -> np.ndarray:
-        return np.random.default_rng(seed).standard_normal((n, *self.config["latent_shape"])).astype(np.float32)
+        """The PyTorch pipeline's noise for `seed` (model.noise; exports without a "noise" entry are white)."""
+        return diffusion_noise(np.random.default_rng(seed), (n, *self.config["latent_shape"]),
+                               **self.config.get("noise", {}))
 
     def __call__(self, image: np.ndarray, prompt: str, seed: int = 0, num_inference_steps: int | None = None,
                  image_scale: float | None = None, text_scale: float | None = None,

@@ -14,6 +14,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from components.config import config_from_json
@@ -21,6 +22,7 @@ from components.train.data import load_training_set
 from components.train.ds_config import deepspeed_config
 from components.train.plan import stage_plan
 from model.conditioning import condition_dropout
+from model.noise import diffusion_noise
 from model.pipeline import SugarPipeline
 
 
@@ -102,6 +104,7 @@ def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None
                 with metrics_file.open("a") as f:
                     f.write(json.dumps({"event": "resume", "stage": stage.name, "step": start}) + "\n")
         gen = torch.Generator().manual_seed(tc.seed * 1000 + rank * 100 + si * 10 + start)
+        rng = np.random.default_rng([tc.seed, rank, si, start])  # the diffusion noise (model/noise.py)
         bar = None
         if rank == 0:
             from tqdm.auto import tqdm
@@ -111,7 +114,7 @@ def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None
         for step in range(start, stage.steps):
             idx = _batch(data, tc.batch_size, stage.synthetic_p, gen)
             x0 = data.latents[idx]
-            noise = torch.randn(x0.shape, generator=gen)
+            noise = torch.from_numpy(diffusion_noise(rng, tuple(x0.shape), **cfg.model.noise_args))
             t = torch.randint(0, sched.config.num_train_timesteps, (len(idx),), generator=gen)
             noisy = sched.add_noise(x0, noise, t)
             target = {"v_prediction": lambda: sched.get_velocity(x0, noise, t), "epsilon": lambda: noise,
