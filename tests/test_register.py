@@ -209,3 +209,47 @@ def test_champion_rerun_keeps_its_record_and_other_benchmarks_are_not_a_baseline
     r = run(checkpoints[1], other, cfg, "abc.dir")
     assert not r["champion"] and r["gate"] == "failed"
     assert any("not comparable with the champion v1" in x and "benchmark=sprites" in x for x in r["reasons"])
+
+
+def test_a_registration_race_keeps_the_first_version(run_config):
+    """Two runs that both looked before either registered (a stale empty `existing`): the later creator
+    sees the earlier version, deletes its own and reuses the earlier one."""
+    from components.register.register import CHECKPOINT_TAG, register_or_reuse
+
+    class Echo(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input):
+            return model_input
+
+    client = client_for(run_config())
+    mlflow.set_experiment("registration-race")  # this test's store, not an earlier test's experiment id
+    tags = {CHECKPOINT_TAG: "ab" * 32, "gate": "passed"}
+    log_model = lambda: mlflow.pyfunc.log_model(name="m", python_model=Echo())  # noqa: E731
+    assert register_or_reuse(client, "race", [], tags, log_model) == ("1", False)
+    assert register_or_reuse(client, "race", [], tags, log_model) == ("1", True)
+    assert [str(v.version) for v in client.search_model_versions("name = 'race'")] == ["1"]
+
+
+@pytest.mark.slow
+def test_four_concurrent_registrations_of_one_checkpoint_give_one_version(run_config, checkpoints, tmp_path):
+    import threading
+
+    cfg = run_config()
+    ev = evaluation(tmp_path, "same", sprites_motion=0.50)
+    results, errors = [], []
+
+    def go():
+        try:
+            results.append(run(checkpoints[1], ev, cfg, "abc.dir"))
+        except Exception as err:  # noqa: BLE001 - asserted below
+            errors.append(err)
+
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert not errors, errors
+    assert {r["version"] for r in results} == {"1"} and sum(not r["reused"] for r in results) == 1
+    versions = client_for(cfg).search_model_versions(f"name = '{NAME}'")
+    assert [str(v.version) for v in versions] == ["1"]
+    assert sorted(client_for(cfg).get_model_version(NAME, "1").aliases) == ["challenger", "champion"]

@@ -73,14 +73,15 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
             for k in ("gate", "gate_reasons"):
                 if k in torch_version.tags:
                     tags[k] = torch_version.tags[k]
-        version = register_or_reuse(client, name, existing, tags, lambda: mlflow.pyfunc.log_model(
+        version, reused = register_or_reuse(client, name, existing, tags, lambda: mlflow.pyfunc.log_model(
             name="onnx_model", python_model=OnnxSugarPyfunc(), artifacts={"onnx": str(out)},
             code_paths=CODE_PATHS, signature=signature(),
-            input_example=input_example(cfg.model.height, cfg.model.width), pip_requirements=ONNX_REQUIREMENTS))
-        mlflow.set_tags({"model_version": version, "reused": str(bool(existing)).lower(),
+            input_example=input_example(cfg.model.height, cfg.model.width), pip_requirements=ONNX_REQUIREMENTS),
+            key=tuple(key))
+        mlflow.set_tags({"model_version": version, "reused": str(reused).lower(),
                          CHECKPOINT_TAG: key[CHECKPOINT_TAG]})
     champion = bool(registration and registration.get("champion"))
     set_aliases(client, name, version, champion)
-    result.update(registered=True, model_name=name, version=version, reused=bool(existing),
+    result.update(registered=True, model_name=name, version=version, reused=reused,
                   checkpoint_sha256=key[CHECKPOINT_TAG], aliases=sorted(client.get_model_version(name, version).aliases))
     return result

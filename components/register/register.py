@@ -169,23 +169,34 @@ def gate_description(passed: bool, reasons: list[str], rules: dict, sha: str, ch
     return "\n".join(lines)
 
 
-def register_or_reuse(client, name: str, existing: list, tags: dict[str, str], log_model) -> str:
-    """The version for this checkpoint: the existing one (its tags re-applied), or a new one registered
-    from `log_model()` (returns the logged model's info) with `tags` set at creation, so a version never
-    exists without its checkpoint hash."""
+def register_or_reuse(client, name: str, existing: list, tags: dict[str, str], log_model,
+                      key: tuple[str, ...] = (CHECKPOINT_TAG,)) -> tuple[str, bool]:
+    """The version for this checkpoint and whether it already existed: the existing one (its tags
+    re-applied), or a new one registered from `log_model()` (returns the logged model's info) with `tags`
+    set at creation, so a version never exists without its checkpoint hash.
+
+    Two runs registering the same checkpoint at once both find none and both create one. The registry has
+    no unique constraint to lean on, so each creator looks again afterwards and the oldest version with the
+    key wins; a later one deletes itself and reuses the winner. Works the same on SQLite and on a server."""
     import mlflow
 
-    if existing:
-        version = str(existing[0].version)
-        log.info("checkpoint %s is already %s version %s: reusing it", tags.get(CHECKPOINT_TAG, "?")[:12], name,
-                 version)
-        for k, v in tags.items():
-            # A version's metric.* tags stay those of its first evaluation: rewriting them on every re-run
-            # would let a champion's no-regression baseline drift down by up to the tolerance each time.
-            if not k.startswith(METRIC_TAG_PREFIX) or k not in existing[0].tags:
-                client.set_model_version_tag(name, version, k, v)
-        return version
-    return str(mlflow.register_model(log_model().model_uri, name, tags=tags).version)
+    if not existing:
+        mine = str(mlflow.register_model(log_model().model_uri, name, tags=tags).version)
+        same = find_versions(client, name, {k: tags[k] for k in key})
+        if not same or str(same[0].version) == mine:
+            return mine, False
+        log.warning("another run registered checkpoint %s as %s version %s meanwhile: deleting duplicate "
+                    "version %s", tags.get(CHECKPOINT_TAG, "?")[:12], name, same[0].version, mine)
+        client.delete_model_version(name, mine)
+        existing = same
+    version = str(existing[0].version)
+    log.info("checkpoint %s is already %s version %s: reusing it", tags.get(CHECKPOINT_TAG, "?")[:12], name, version)
+    for k, v in tags.items():
+        # A version's metric.* tags stay those of its first evaluation: rewriting them on every re-run
+        # would let a champion's no-regression baseline drift down by up to the tolerance each time.
+        if not k.startswith(METRIC_TAG_PREFIX) or k not in existing[0].tags:
+            client.set_model_version_tag(name, version, k, v)
+    return version, True
 
 
 def run(checkpoint_dir: str | Path, evaluation_dir: str | Path, cfg: RunConfig, data_version: str | None = None) -> dict:
@@ -241,7 +252,7 @@ def run(checkpoint_dir: str | Path, evaluation_dir: str | Path, cfg: RunConfig, 
         "gate_champion": f"{champ.version}" if champ is not None else "none"}
 
     with step_run(cfg, "register", data_version):
-        version = register_or_reuse(client, name, existing, tags, lambda: mlflow.pyfunc.log_model(
+        version, reused = register_or_reuse(client, name, existing, tags, lambda: mlflow.pyfunc.log_model(
             name="model", python_model=SugarPyfunc(), artifacts={"checkpoint": str(checkpoint_dir)},
             code_paths=CODE_PATHS, signature=signature(),
             input_example=input_example(cfg.model.height, cfg.model.width), pip_requirements=TORCH_REQUIREMENTS))
@@ -252,11 +263,11 @@ def run(checkpoint_dir: str | Path, evaluation_dir: str | Path, cfg: RunConfig, 
         gate = {"passed": passed, "decision": decision, "reasons": reasons, **rules,
                 "champion_compared": None if champ is None else {"version": str(champ.version),
                                                                   "metrics": champion_metrics},
-                "model_name": name, "version": version, "reused": bool(existing), CHECKPOINT_TAG: sha}
+                "model_name": name, "version": version, "reused": reused, CHECKPOINT_TAG: sha}
         mlflow.log_dict(gate, "gate.json")
-        mlflow.set_tags({"gate": decision, "model_version": version, "reused": str(bool(existing)).lower(),
+        mlflow.set_tags({"gate": decision, "model_version": version, "reused": str(reused).lower(),
                          CHECKPOINT_TAG: sha})
     return {"model_name": name, "version": version, "champion": "champion" in aliases, "aliases": aliases,
             "reasons": reasons, "model_uri": f"models:/{name}/{version}", "gate": decision, "passed": passed,
-            "reused": bool(existing), CHECKPOINT_TAG: sha,
+            "reused": reused, CHECKPOINT_TAG: sha,
             "previous_champion": None if champ is None else str(champ.version)}

@@ -45,6 +45,7 @@ def launch(cfg: RunConfig, dataset_dir: Path, checkpoint_dir: Path, state: Path,
            "--output", str(checkpoint_dir), "--state", str(state), "--metadata", json.dumps(metadata)]
     env = dict(os.environ)
     env.setdefault("DS_ACCELERATOR", "cuda" if _has_cuda() else "cpu")
+    env["VIDCUSTOM_TRAIN_LAUNCHER_PID"] = str(os.getpid())  # the "group" fault drill kills from here down
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
     log.info("launching %d DeepSpeed ranks: %s", cfg.train.num_procs, " ".join(cmd))
     try:
@@ -66,12 +67,22 @@ def _has_cuda() -> bool:
 
 def run(dataset_dir: str | Path, checkpoint_dir: str | Path, cfg: RunConfig, data_version: str | None = None) -> dict:
     """Train SUGAR on a validated dataset; returns a summary (final loss, steps, wall time, MLflow run id)."""
+    from components.locks import held
+
+    dataset_dir, checkpoint_dir = Path(dataset_dir).resolve(), Path(checkpoint_dir).resolve()
+
+    state = cfg.state / "train" / state_key(cfg, data_version)
+    # One trainer per key: a second run with the same data and config waits, then finds the training done
+    # and only writes its checkpoint (the same weights) instead of interleaving ranks in one state directory.
+    with held(state.with_name(state.name + ".lock"), f"training state {state}", cfg.train.timeout_s):
+        return _run_locked(dataset_dir, checkpoint_dir, cfg, data_version, state)
+
+
+def _run_locked(dataset_dir: Path, checkpoint_dir: Path, cfg: RunConfig, data_version: str | None, state: Path) -> dict:
     import mlflow
 
     from components.tracking import step_run
 
-    dataset_dir, checkpoint_dir = Path(dataset_dir).resolve(), Path(checkpoint_dir).resolve()
-    state = cfg.state / "train" / state_key(cfg, data_version)
     t0 = time.time()
     with step_run(cfg, "train", data_version) as run:
         launch(cfg, dataset_dir, checkpoint_dir, state, {"data_version": data_version, "preset": cfg.preset,

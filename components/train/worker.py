@@ -11,6 +11,8 @@ import argparse
 import json
 import math
 import os
+import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -51,13 +53,73 @@ def _batch(data, n: int, p: float, gen: torch.Generator) -> torch.Tensor:
     return idx
 
 
-def _fault_point() -> tuple[int, int] | None:
-    """VIDCUSTOM_FAULT_INJECT="RANK:STEP" kills that rank after that global step (resilience drills and tests)."""
+def _fault_point() -> tuple[str, int] | None:
+    """VIDCUSTOM_FAULT_INJECT="RANK:STEP" kills that rank after that global step; "group:STEP" has rank 0
+    SIGKILL the whole step there: the process that launched training and everything under it, as a node
+    loss or a deleted pod would. For resilience drills and tests."""
     spec = os.environ.get("VIDCUSTOM_FAULT_INJECT")
     if not spec:
         return None
-    rank, step = spec.split(":")
-    return int(rank), int(step)
+    who, step = spec.split(":")
+    return who, int(step)
+
+
+def _inject_fault(fault: tuple[str, int] | None, rank: int, global_step: int) -> None:
+    if fault is None or fault[1] != global_step:
+        return
+    if fault[0] == str(rank):
+        os._exit(13)  # a killed rank: no cleanup, like an OOM kill
+    if fault[0] == "group" and rank == 0:
+        import psutil
+
+        step = psutil.Process(int(os.environ["VIDCUSTOM_TRAIN_LAUNCHER_PID"]))
+        for proc in [step, *step.children(recursive=True)]:
+            proc.send_signal(signal.SIGKILL)  # this rank among them
+
+
+def _rng_file(state: Path, tag: str, rank: int) -> Path:
+    return state / "ds" / tag / f"rng_rank{rank}.json"
+
+
+def _save_rng(path: Path, gen: torch.Generator, rng: np.random.Generator) -> None:
+    """This rank's random streams (data order, condition dropout, diffusion noise), as JSON: resume restores
+    them rather than re-seeding, so a resumed run draws exactly what an uninterrupted one would."""
+    blob = {"torch": gen.get_state().tolist(), "torch_global": torch.get_rng_state().tolist(),
+            "numpy": rng.bit_generator.state}
+    tmp = path.with_suffix(".part")
+    tmp.write_text(json.dumps(blob))
+    os.replace(tmp, path)
+
+
+def _load_rng(path: Path, gen: torch.Generator, rng: np.random.Generator) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the checkpoint it belongs to is incomplete; delete "
+                                f"{path.parents[2]} to train from scratch")
+    blob = json.loads(path.read_text())
+    gen.set_state(torch.tensor(blob["torch"], dtype=torch.uint8))
+    torch.set_rng_state(torch.tensor(blob["torch_global"], dtype=torch.uint8))
+    rng.bit_generator.state = blob["numpy"]
+
+
+def _write_progress(progress_file: Path, progress: dict) -> None:
+    tmp = progress_file.with_suffix(".part")
+    tmp.write_text(json.dumps(progress))
+    os.replace(tmp, progress_file)
+
+
+def _keep_metrics_until(metrics_file: Path, stage: str, step: int) -> None:
+    """Drop the records a resumed run will write again (logged after the checkpoint it resumes from), so
+    metrics.jsonl holds each step once."""
+    if not metrics_file.is_file():
+        return
+    kept = []
+    for line in metrics_file.read_text().splitlines():
+        r = json.loads(line) if line.strip() else None
+        if r is not None and not (r.get("stage") == stage and "event" not in r and r["step"] > step):
+            kept.append(line)
+    tmp = metrics_file.with_suffix(".part")
+    tmp.write_text("".join(k + "\n" for k in kept))
+    os.replace(tmp, metrics_file)
 
 
 def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None:
@@ -97,14 +159,20 @@ def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None
         engine, _, _, _ = deepspeed.initialize(model=denoiser, optimizer=opt, lr_scheduler=warmup,
                                                config=deepspeed_config(tc, world))
         start = 0
-        if progress["stage"] == si and progress["step"] > 0:
-            _, client = engine.load_checkpoint(str(state / "ds"), tag=stage.name)
-            start = int((client or {}).get("step", 0))
+        gen = torch.Generator().manual_seed(tc.seed * 1000 + rank * 100 + si * 10)
+        torch.manual_seed(tc.seed * 1000 + rank * 100 + si * 10 + 1)  # anything drawing from the global stream
+        rng = np.random.default_rng([tc.seed, rank, si])  # the diffusion noise (model/noise.py)
+        if progress["stage"] == si and (progress["step"] > 0 or si > 0):  # resuming, mid-stage or at its start
+            if progress["step"] > 0:
+                tag = progress.get("tag", stage.name)
+                _, client = engine.load_checkpoint(str(state / "ds"), tag=tag)
+                start = int((client or {}).get("step", 0))
+                _load_rng(_rng_file(state, tag, rank), gen, rng)
             if rank == 0:
+                _keep_metrics_until(metrics_file, stage.name, start)
                 with metrics_file.open("a") as f:
                     f.write(json.dumps({"event": "resume", "stage": stage.name, "step": start}) + "\n")
-        gen = torch.Generator().manual_seed(tc.seed * 1000 + rank * 100 + si * 10 + start)
-        rng = np.random.default_rng([tc.seed, rank, si, start])  # the diffusion noise (model/noise.py)
+        dist.barrier()  # rank 0 rewrites metrics.jsonl above
         bar = None
         if rank == 0:
             from tqdm.auto import tqdm
@@ -130,8 +198,7 @@ def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None
             engine.backward(loss)
             engine.step()
             global_step = sum(s.steps for s in plan[:si]) + step + 1
-            if fault and fault == (rank, global_step):
-                os._exit(13)  # a killed rank: no cleanup, like an OOM kill
+            _inject_fault(fault, rank, global_step)
             mean = loss.detach().clone()
             dist.all_reduce(mean)
             mean = mean.item() / world
@@ -147,11 +214,17 @@ def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None
                                             "steps_per_s": (step + 1 - start) / (time.time() - t0),
                                             "timestamp": time.time()}) + "\n")
             if (step + 1) % tc.checkpoint_every == 0 and step + 1 < stage.steps:
-                engine.save_checkpoint(str(state / "ds"), tag=stage.name, client_state={"step": step + 1})
+                # A new tag per checkpoint: the one progress.json points at stays whole until the next is
+                # complete on every rank, so a kill or a full disk mid-write resumes from the previous one.
+                tag = f"{stage.name}-{step + 1}"
+                engine.save_checkpoint(str(state / "ds"), tag=tag, client_state={"step": step + 1})
+                _save_rng(_rng_file(state, tag, rank), gen, rng)
+                dist.barrier()
                 if rank == 0:
-                    tmp = progress_file.with_suffix(".part")
-                    tmp.write_text(json.dumps({"stage": si, "step": step + 1}))
-                    os.replace(tmp, progress_file)
+                    old = json.loads(progress_file.read_text()).get("tag") if progress_file.is_file() else None
+                    _write_progress(progress_file, {"stage": si, "step": step + 1, "tag": tag})
+                    if old and old != tag:
+                        shutil.rmtree(state / "ds" / old, ignore_errors=True)
         if bar is not None:
             bar.close()
         # Unhook this engine from the parameters: the next stage's engine shares them, and a stale engine's
@@ -165,9 +238,8 @@ def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None
             tmp = done_weights.with_suffix(".part")
             save_file({k: v.float().contiguous() for k, v in denoiser.state_dict().items()}, tmp)
             os.replace(tmp, done_weights)
-            tmp = progress_file.with_suffix(".part")
-            tmp.write_text(json.dumps({"stage": si + 1, "step": 0}))
-            os.replace(tmp, progress_file)
+            _write_progress(progress_file, {"stage": si + 1, "step": 0})
+            shutil.rmtree(state / "ds", ignore_errors=True)  # the stage's checkpoints are superseded
         dist.barrier()
     if rank == 0:
         denoiser.float()  # published checkpoints are fp32 whatever the training precision
