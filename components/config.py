@@ -13,11 +13,30 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from model.config import PRESETS, ModelConfig, ScoringConfig, deep_merge
 
 STATE_DIR_ENV = "VIDCUSTOM_HOME"
+
+# torch.onnx.export(dynamo=False), as components/export/onnx_export.py calls it: the transformer's
+# scaled_dot_product_attention needs opset 14, and the TorchScript exporter stops at 20
+# (torch.onnx._constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET; tests/test_config.py pins it).
+ONNX_OPSETS = (14, 20)
+
+
+def benchmark_is_path(value: str) -> bool:
+    return value.endswith((".yaml", ".yml")) or os.sep in value  # as load_benchmark tells them apart
+
+
+def registry_name(value: str, field: str) -> str:
+    """A registered-model or experiment name MLflow accepts: non-empty, no '/' or ':' (they would break
+    models:/<name>@alias URIs). MLflow itself refuses these only when the register or export step runs."""
+    if not value.strip():
+        raise ValueError(f"{field} is empty; give it a name, e.g. {field}=vidcustom")
+    if any(c in value for c in "/:"):
+        raise ValueError(f"{field}={value!r} contains '/' or ':', which MLflow names cannot; choose another name")
+    return value
 
 
 class _Strict(BaseModel):
@@ -152,6 +171,8 @@ class TrainConfig(_Strict):
     log_every: int = Field(20, ge=1)
     checkpoint_every: int = Field(100, ge=1, description="resumable state is saved this often")
     timeout_s: int = Field(3600, ge=10, description="kills a hung rank group")
+    allow_oversubscribe: bool = Field(False, description="allow more CPU ranks than cores (each rank then gets a "
+                                      "share of a core; slow, but it runs); refused at start-up otherwise")
 
     @model_validator(mode="after")
     def _some_steps(self) -> "TrainConfig":
@@ -190,6 +211,24 @@ class EvaluateConfig(_Strict):
                              "nothing is downloaded at run time)")
         return self
 
+    @model_validator(mode="after")
+    def _benchmark(self) -> "EvaluateConfig":
+        # Evaluate would refuse these only after training. A path is checked where the run starts
+        # (check_machine): it may exist only on the machine that evaluates.
+        from components.evaluate.benchmarks import available_benchmarks, definitions_dir
+
+        if benchmark_is_path(self.benchmark):
+            return self
+        if self.benchmark not in available_benchmarks():
+            raise ValueError(f"evaluate.benchmark={self.benchmark!r} is unknown; set it to one of "
+                             f"{', '.join(available_benchmarks())} or to the path of a definition YAML")
+        # Only its kind: load_benchmark would import the sprites generator (and torch) with every config.
+        definition = yaml.safe_load((definitions_dir() / f"{self.benchmark}.yaml").read_text())
+        if definition.get("kind") != "sprites" and not self.benchmark_images:
+            raise ValueError(f"evaluate.benchmark={self.benchmark} needs evaluate.benchmark_images: set it to the "
+                             "folder (local or s3://) of the benchmark's subject images")
+        return self
+
 
 class RegisterConfig(_Strict):
     model_name: str = "vidcustom"
@@ -207,13 +246,32 @@ class RegisterConfig(_Strict):
         "benchmark); null turns the rule off")
     min_image_effect: float = Field(0.0, description="the effect's 95 % interval must lie above this")
 
+    @field_validator("model_name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return registry_name(value, "register.model_name")
+
 
 class ExportConfig(_Strict):
     model_name: str = "vidcustom-onnx"
-    opset: int = 17
+    opset: int = Field(17, description=f"ONNX opset, {ONNX_OPSETS[0]}..{ONNX_OPSETS[1]}")
     atol: float = Field(1e-3, gt=0, description="max |torch - onnx| over the sampled video, pixel range [-1, 1]")
     providers: list[str] = Field(default_factory=lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider",
                                                           "CPUExecutionProvider"])
+
+    @field_validator("model_name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return registry_name(value, "export.model_name")
+
+    @field_validator("opset")
+    @classmethod
+    def _opset(cls, value: int) -> int:
+        lo, hi = ONNX_OPSETS
+        if not lo <= value <= hi:
+            raise ValueError(f"export.opset={value} is outside what the ONNX export supports: set export.opset "
+                             f"between {lo} (attention needs it) and {hi} (torch's exporter stops there)")
+        return value
 
 
 class MlflowConfig(_Strict):
@@ -224,6 +282,13 @@ class MlflowConfig(_Strict):
     offline: Literal["buffer", "fail"] = Field(
         "buffer", description="a tracking server still unreachable after the retries: buffer = log to a local "
         "store under <state>/mlflow-buffer and upload with `vidcustom mlflow sync` when it is back; fail = stop")
+
+    @field_validator("experiment")
+    @classmethod
+    def _experiment(cls, value: str) -> str:
+        if not value.strip():  # MLflow refuses it only when the first step logs
+            raise ValueError("mlflow.experiment is empty; give it a name, e.g. mlflow.experiment=vidcustom")
+        return value
 
 
 class RunConfig(_Strict):
@@ -241,9 +306,27 @@ class RunConfig(_Strict):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
+    @model_validator(mode="after")
+    def _distinct_models(self) -> "RunConfig":
+        # export registers the ONNX model under its own name; sharing one would put ONNX versions among the
+        # torch ones that register's gate compares with its champion.
+        if self.export.model_name == self.register_.model_name:
+            raise ValueError(f"export.model_name and register.model_name are both {self.export.model_name!r}; give "
+                             "the ONNX model its own name, e.g. export.model_name=vidcustom-onnx")
+        return self
+
     @property
     def state(self) -> Path:
         return Path(os.environ.get(STATE_DIR_ENV, self.state_dir)).resolve()
+
+    # The setting that chose each location, for error messages that say what to change.
+    def state_setting(self) -> str:
+        return STATE_DIR_ENV if os.environ.get(STATE_DIR_ENV) else f"state_dir (or ${STATE_DIR_ENV})"
+
+    def tracking_setting(self) -> str:
+        if self.mlflow.tracking_uri:
+            return "mlflow.tracking_uri"
+        return "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else self.state_setting()
 
     def tracking_uri(self) -> str:
         return (self.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
@@ -255,6 +338,60 @@ class RunConfig(_Strict):
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True)
+
+
+def available_cores() -> int:
+    """CPUs this process may run on: its affinity mask (a container's cpuset, taskset), not the host's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _gpu_count() -> int:
+    """GPUs the training ranks would use (components/train/worker.py: one per rank when CUDA is available)."""
+    import torch  # already imported with the bundled base
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def check_machine(cfg: RunConfig) -> None:
+    """Settings that depend on the machine the steps run on; called where a local run starts, before any work
+    (not in load_config: `vidcustom submit` validates on a machine that runs none of the steps). Raises
+    ValueError naming the field and the fix."""
+    check_ranks(cfg)
+    check_benchmark(cfg)
+
+
+def check_ranks(cfg: RunConfig) -> None:
+    """train.num_procs against this machine: a rank per GPU, or with no GPU at most a rank per core unless
+    train.allow_oversubscribe."""
+    ranks, gpus = cfg.train.num_procs, _gpu_count()
+    if gpus and ranks > gpus:
+        raise ValueError(f"train.num_procs={ranks} but this machine has {gpus} GPU(s), and each rank takes one; "
+                         f"set train.num_procs to at most {gpus}")
+    cores = available_cores()
+    if not gpus and ranks > cores and not cfg.train.allow_oversubscribe:
+        raise ValueError(f"train.num_procs={ranks} is more ranks than the {cores} CPU core(s) available here; set "
+                         f"train.num_procs to at most {cores}, or train.allow_oversubscribe=true to run them anyway")
+
+
+def check_benchmark(cfg: RunConfig) -> None:
+    """A benchmark given as a path, and its images, exist here."""
+    if benchmark_is_path(cfg.evaluate.benchmark):  # a shipped name was checked by load_config
+        from components.evaluate.benchmarks import BenchmarkError, load_benchmark
+
+        try:
+            kind = load_benchmark(cfg.evaluate.benchmark).kind
+        except BenchmarkError as err:
+            raise ValueError(f"evaluate.benchmark: {err}; fix the definition or the path") from None
+        if kind != "sprites" and not cfg.evaluate.benchmark_images:
+            raise ValueError(f"evaluate.benchmark={cfg.evaluate.benchmark} needs evaluate.benchmark_images: set it "
+                             "to the folder (local or s3://) of the benchmark's subject images")
+    images = cfg.evaluate.benchmark_images
+    if images and "://" not in images and not Path(images).expanduser().is_dir():
+        raise ValueError(f"evaluate.benchmark_images={images} is not a folder here; point it at the folder of the "
+                         "benchmark's subject images")
 
 
 def _bundled_base(name: str) -> dict:
@@ -326,8 +463,15 @@ def load_config(params: str | Path | None = None, overrides: list[str] | tuple[s
     try:
         return RunConfig.model_validate(merged)
     except ValidationError as err:
-        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})" for e in err.errors()]
-        raise ValueError("invalid configuration:\n" + "\n".join(lines)) from None
+        raise ValueError("invalid configuration:\n" + "\n".join(map(_error_line, err.errors()))) from None
+
+
+def _error_line(e: dict) -> str:
+    loc = ".".join(str(p) for p in e["loc"])
+    if e["type"] == "value_error":  # our validators' messages name the field, its value and the fix
+        msg = e["msg"].removeprefix("Value error, ")
+        return f"  {msg}" if loc in msg else f"  {loc}: {msg}"
+    return f"  {loc}: {e['msg']} (got {e.get('input')!r})"
 
 
 def config_from_json(text: str) -> RunConfig:

@@ -7,9 +7,12 @@ the endpoint in $AWS_ENDPOINT_URL_S3 / $AWS_ENDPOINT_URL, the same variables bot
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from components.dataset import file_md5
@@ -19,6 +22,70 @@ log = logging.getLogger(__name__)
 
 class StorageError(RuntimeError):
     """A configured location does not exist or cannot be fetched; the message names it."""
+
+
+# What a write can fail with because of where it goes, not what the code does: read-only mounts,
+# permissions, full disks and quotas.
+READ_ONLY_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+PROBE_BYTES = 1 << 20  # a directory that cannot take 1 MiB cannot take a run's state
+
+
+def _free_mib(path: Path) -> str:
+    for p in (path, *path.parents):
+        with contextlib.suppress(OSError):
+            return f"{shutil.disk_usage(p).free / 2**20:.0f} MiB free"
+    return "free space unknown"
+
+
+def write_problem(path: str | Path, err: OSError, setting: str | None, elsewhere: str | None = None) -> str:
+    """One line for a failed write under `setting` (the config field or variable that chose `path`; None when
+    none did): what is wrong there and what to change. `elsewhere`: the way out other than fixing `path`
+    (default: point `setting` at a writable directory)."""
+    path = Path(path)
+    elsewhere = elsewhere or (f"point {setting} at a writable directory" if setting else "write somewhere else")
+    if err.errno == errno.EROFS:
+        what, fix = "is on a read-only file system", elsewhere
+    elif err.errno in READ_ONLY_ERRNOS:
+        what, fix = f"is not writable by this user (uid {os.getuid()})", f"give it write permission, or {elsewhere}"
+    elif err.errno in FULL_ERRNOS:
+        what = f"is full ({_free_mib(path)}{', quota exceeded' if err.errno == errno.EDQUOT else ''})"
+        fix = f"free space there, or {elsewhere}"
+    else:
+        what, fix = f"cannot be written ({err.strerror or err})", elsewhere
+    return f"{setting + ': ' if setting else ''}{path} {what}; {fix}"
+
+
+def ensure_writable_dir(path: str | Path, setting: str, parents: bool = False,
+                        elsewhere: str | None = None) -> Path:
+    """`path` as an existing directory that takes a write of PROBE_BYTES, created when missing (its parent must
+    exist unless `parents`: a missing parent is usually an unmounted volume or a typo, not a first run).
+    Raises StorageError naming `setting` otherwise. A real write, not os.access: read-only mounts, full
+    disks and quotas only show when writing, and root passes every permission check."""
+    path = Path(path).expanduser().absolute()
+    elsewhere = elsewhere or f"point {setting} at a writable directory"
+    if path.exists() and not path.is_dir():
+        raise StorageError(f"{setting}: {path} is a file, not a directory; {elsewhere}")
+    if not path.is_dir():
+        if not parents and not path.parent.is_dir():
+            raise StorageError(f"{setting}: {path} does not exist, nor does its parent {path.parent} (a volume not "
+                               f"mounted, or a typo?); create it (mkdir -p {path}), or {elsewhere}")
+        try:
+            path.mkdir(parents=parents, exist_ok=True)
+        except OSError as err:
+            raise StorageError(write_problem(err.filename or path, err, setting, elsewhere)) from None
+    probe = path / f".vidcustom-write-probe.{os.getpid()}"
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"\0" * PROBE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())  # delayed allocation reports a full disk here, not at write()
+    except OSError as err:
+        raise StorageError(write_problem(path, err, setting, elsewhere)) from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    return path
 
 
 def local_path(uri: str | Path, cache_dir: str | Path | None = None, what: str = "model") -> Path:

@@ -17,9 +17,12 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 def _run(args) -> None:
     import time
 
+    from components.preflight import preflight
     from components.config import load_config
     from pipelines.local import run_local
 
+    cfg = load_config(args.params, args.overrides, args.preset)  # a bad value fails here, on screen
+    preflight(cfg, local_run=True)  # so does the environment, before the log file or any step
     if args.verbose:
         result = run_local(args.params, args.overrides, args.preset)
         print(json.dumps(result, indent=2))
@@ -27,8 +30,7 @@ def _run(args) -> None:
     else:
         from pipelines.console import quiet_console
 
-        state = load_config(args.params, args.overrides, args.preset).state  # bad config fails here, on screen
-        log_file = state / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        log_file = cfg.state / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
         print(f"vidcustom run: one line per step; full log in {log_file}", flush=True)
         try:
             with quiet_console(log_file) as times:
@@ -103,10 +105,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "run":
             _run(args)
         elif args.command == "pretrain":
+            from components.preflight import preflight
+            from components.config import load_config
             from pipelines.pretrain import pretrain
 
             if not args.params:
                 raise ValueError("vidcustom pretrain needs --params RECIPE (e.g. model/bundled/tiny-t2v/recipe.yaml)")
+            preflight(load_config(args.params, args.overrides), local_run=True)
             print(json.dumps(pretrain(args.params, args.output, args.overrides), indent=2))
         elif args.command == "compile":
             from pipelines.compile import SNAPSHOT, compile_pipeline
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "data":
             from components.validate.versioning import pull as dvc_pull
 
-            cfg = config_from_args(args)
+            cfg = config_from_args(args, check_state=False)  # restores into dest; the state dir is not used
             print(dvc_pull(args.version, cfg.dvc_remote(), args.dest, endpoint_url=cfg.validate_.remote_endpoint_url))
         elif args.command == "mlflow":
             from components.tracking_buffer import sync as mlflow_sync

@@ -52,6 +52,6 @@ def run_local(params: str | Path | None = None, overrides: list[str] | tuple[str
     finally:
         if previous_run is None:
             os.environ.pop(PIPELINE_RUN_ENV, None)
-    return {"pipeline_run": pipeline_run, "tracking_uri": os.environ["MLFLOW_TRACKING_URI"],
+    return {"pipeline_run": pipeline_run, "tracking_uri": cfg.tracking_uri(),  # what the steps used
             "mlflow_store": tracking["store"], "mlflow_parent_run": tracking["parent_run_id"],
             "pipeline_root": str(state / "kfp"), "export": json.loads(task.output)}

@@ -37,6 +37,22 @@ def headline_lines(metrics: dict) -> list[str]:
     return out
 
 
+def mlflow_hint(tracking_uri: str, store: str | None = None) -> list[str]:
+    """How to look at the runs, right for the store that holds them: a tracking server is a web page already
+    (`mlflow ui --backend-store-uri http://...` fails); a database or folder is served by `mlflow ui`. `store`:
+    where the runs went, when not `tracking_uri` (the local buffer of an unreachable server)."""
+    if store and store != tracking_uri:
+        return [f"  MLflow:   the server {tracking_uri} was unreachable; the runs are buffered in {store}",
+                f"            upload them with: vidcustom mlflow sync   (then open {tracking_uri})",
+                f"            or look now with: mlflow ui --backend-store-uri {shlex.quote(store)}"]
+    scheme = tracking_uri.split("://", 1)[0].lower() if "://" in tracking_uri else ""
+    if scheme in ("http", "https"):
+        return [f"  MLflow:   open {tracking_uri} in a browser"]
+    if tracking_uri.lower().startswith("databricks"):
+        return ["  MLflow:   open the experiment in your Databricks workspace"]
+    return [f"  MLflow:   mlflow ui --backend-store-uri {shlex.quote(tracking_uri)}   (then http://127.0.0.1:5000)"]
+
+
 def summary_text(result: dict, times: StepTimes | None, log_file: str | None) -> str:
     """The closing block `vidcustom run` prints. `result` is `run_local`'s return value."""
     import mlflow
@@ -60,17 +76,12 @@ def summary_text(result: dict, times: StepTimes | None, log_file: str | None) ->
         decision = "PASSED: champion" if tags.get("gate") == "passed" else "FAILED: challenger only, not champion"
         lines.append(f"Gate: {decision} ({gate.get('model_name', 'vidcustom')} v{tags.get('model_version', '?')})")
         lines += [f"  - {r}" for r in gate.get("reasons", [])]
-    uri = result["tracking_uri"]
     lines.append("Look further:")
-    if uri.startswith(("http://", "https://")):
-        lines.append(f"  MLflow:   open {uri}")
-    else:
-        lines.append(f"  MLflow:   mlflow ui --backend-store-uri {shlex.quote(uri)}   (then http://127.0.0.1:5000)")
+    lines += mlflow_hint(result["tracking_uri"], result.get("mlflow_store"))
     if evaluate is not None:
-        lines.append(f"  samples:  vidcustom compare {evaluate.info.run_id} --output compare_report.html")
-    if result.get("mlflow_store") not in (None, uri):
-        lines.append(f"  The server was unreachable: runs are buffered in {result['mlflow_store']}; upload them "
-                     "with:  vidcustom mlflow sync")
+        store = result.get("mlflow_store") or result["tracking_uri"]
+        where = "" if store == result["tracking_uri"] else f" --tracking-uri {shlex.quote(store)}"
+        lines.append(f"  samples:  vidcustom compare {evaluate.info.run_id}{where} --output compare_report.html")
     if log_file:
         lines.append(f"  full log: {log_file}")
     return "\n".join(lines)

@@ -220,8 +220,12 @@ def test_a_registration_race_keeps_the_first_version(run_config):
         def predict(self, context, model_input):
             return model_input
 
-    client = client_for(run_config())
-    mlflow.set_experiment("registration-race")  # this test's store, not an earlier test's experiment id
+    from components.tracking import ensure_experiment
+
+    cfg = run_config()
+    client = client_for(cfg)
+    # this test's store (artifacts beside it, not in the working directory), not an earlier test's experiment
+    mlflow.set_experiment(experiment_id=ensure_experiment(client, "registration-race", cfg.tracking_uri()))
     tags = {CHECKPOINT_TAG: "ab" * 32, "gate": "passed"}
     log_model = lambda: mlflow.pyfunc.log_model(name="m", python_model=Echo())  # noqa: E731
     assert register_or_reuse(client, "race", [], tags, log_model) == ("1", False)

@@ -90,3 +90,27 @@ def test_two_runs_of_one_training_key_take_turns(tiny_dataset, run_config, tmp_p
     assert not errors and set(results) == {"a", "b"}
     assert checkpoint_sha256(tmp_path / "a") == checkpoint_sha256(tmp_path / "b")
     assert [step for _, step in _losses(cfg.state / "train" / state_key(cfg, "v.dir"))] == list(range(1, 7))
+
+
+@pytest.mark.slow
+def test_a_failed_checkpoint_write_resumes_from_the_previous_checkpoint(tiny_dataset, run_config, tmp_path):
+    """A checkpoint write that fails part-way (here: its directory cannot be created, as on a full or
+    read-only disk) fails the run clearly; the previous checkpoint is intact and the re-run resumes from it."""
+    from components.train.train import run, state_key
+
+    cfg = run_config("train.stage1_steps=8", "train.stage2_steps=0", "train.batch_size=2", "train.log_every=1",
+                     "train.checkpoint_every=3")
+    state = cfg.state / "train" / state_key(cfg, "v.dir")
+    run(tiny_dataset, tmp_path / "reference", cfg, "v.dir")
+    reference = checkpoint_sha256(tmp_path / "reference")
+    stage = json.loads((state / "plan.json").read_text())[0]["name"]
+    shutil.rmtree(state)
+    (state / "ds").mkdir(parents=True)
+    (state / "ds" / f"{stage}-6").write_text("in the way")  # the step-6 checkpoint cannot be written
+    with pytest.raises(RuntimeError, match="resume"):
+        run(tiny_dataset, tmp_path / "out", cfg, "v.dir")
+    assert json.loads((state / "progress.json").read_text())["tag"] == f"{stage}-3"
+    (state / "ds" / f"{stage}-6").unlink()
+    summary = run(tiny_dataset, tmp_path / "out", cfg, "v.dir")
+    assert summary["resumed_from"] == [f"{stage}@3"]
+    assert checkpoint_sha256(tmp_path / "out") == reference

@@ -67,8 +67,10 @@ def _has_cuda() -> bool:
 
 def run(dataset_dir: str | Path, checkpoint_dir: str | Path, cfg: RunConfig, data_version: str | None = None) -> dict:
     """Train SUGAR on a validated dataset; returns a summary (final loss, steps, wall time, MLflow run id)."""
+    from components.config import check_ranks
     from components.locks import held
 
+    check_ranks(cfg)  # here too: a KFP task or `python -m components.train` never passes the CLI's checks
     dataset_dir, checkpoint_dir = Path(dataset_dir).resolve(), Path(checkpoint_dir).resolve()
 
     state = cfg.state / "train" / state_key(cfg, data_version)

@@ -18,13 +18,16 @@ endpoint, a server that is down or a missing bucket fails in seconds with a Remo
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.storage import s3_endpoint
+from components.storage import (FULL_ERRNOS, READ_ONLY_ERRNOS, StorageError, ensure_writable_dir, s3_endpoint,
+                                write_problem)
 
 HASH_NAME = "md5"
 _VERSION = re.compile(r"^[0-9a-f]{32}\.dir$")
@@ -41,6 +44,50 @@ S3_PROBE_ATTEMPTS = 2
 
 class RemoteError(RuntimeError):
     """A DVC remote cannot be reached, written, or does not hold the requested version."""
+
+
+REMOTE_FIX = ("point validate.remote (or $VIDCUSTOM_DVC_REMOTE) at a remote that takes writes, or set "
+              "validate.push=false")
+
+
+def _is_local(remote: str) -> bool:
+    return "://" not in remote or remote.startswith("file://")
+
+
+def _write_refused(remote: str, err: BaseException, endpoint: str | None = None) -> RemoteError | None:
+    """One line for a push the remote refused (read-only, permission, full, access denied); None for other
+    failures. s3fs turns S3's AccessDenied into PermissionError, so both kinds of remote land here."""
+    if not isinstance(err, OSError):
+        return None
+    if _is_local(remote):
+        if err.errno not in (*READ_ONLY_ERRNOS, *FULL_ERRNOS):
+            return None
+        root = Path(remote.removeprefix("file://")).expanduser().resolve()  # err names a temp file inside
+        return RemoteError(write_problem(root, err, f"DVC remote {remote!r}", REMOTE_FIX))
+    if isinstance(err, PermissionError):
+        return RemoteError(f"DVC remote {remote!r} refuses writes at {endpoint or 'AWS S3'} (access denied: {err}); "
+                           f"grant these credentials ($AWS_ACCESS_KEY_ID) s3:PutObject there, or {REMOTE_FIX}")
+    return None
+
+
+@contextlib.contextmanager
+def _transfer_errors():
+    """Collect the per-object errors that dvc-data's transfer logs (a traceback each, then only a count of
+    failures is returned), so a refused push reports its cause once, in one line."""
+    errors: list[BaseException] = []
+
+    def keep(record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            errors.append(record.exc_info[1])
+            return False
+        return True
+
+    logger = logging.getLogger("dvc_data.hashfile.transfer")
+    logger.addFilter(keep)
+    try:
+        yield errors
+    finally:
+        logger.removeFilter(keep)
 
 
 @dataclass
@@ -163,11 +210,12 @@ def _remote_odb(remote: str, create: bool, endpoint_url: str | None = None):
         root = Path(remote.removeprefix("file://")).expanduser().resolve()
         if root.exists() and not root.is_dir():
             raise RemoteError(f"DVC remote {remote!r} is a file, not a directory; point validate.remote at a folder")
-        if create:
+        if create:  # a write is probed, so a read-only or full remote fails before anything is hashed
             try:
-                (root / "files" / HASH_NAME).mkdir(parents=True, exist_ok=True)
-            except OSError as err:
-                raise RemoteError(f"cannot create DVC remote {remote!r}: {err}") from None
+                ensure_writable_dir(root / "files" / HASH_NAME, f"DVC remote {remote!r}", parents=True,
+                                    elsewhere=REMOTE_FIX)
+            except StorageError as err:
+                raise RemoteError(str(err)) from None
         elif not root.is_dir():
             raise RemoteError(f"DVC remote {remote!r} does not exist (nothing was pushed there yet?)")
         fs, path = LocalFileSystem(), str(root / "files" / HASH_NAME)
@@ -185,16 +233,28 @@ def push(dataset_dir: str | Path, remote: str, endpoint_url: str | None = None) 
 
     odb = _remote_odb(remote, create=True, endpoint_url=endpoint_url)
     staging, meta, tree = _build(odb, dataset_dir, dry_run=False)
+    endpoint = None if _is_local(remote) else s3_endpoint(endpoint_url)
     try:
-        with _progress(f"pushing to {remote}") as cb:
+        with _progress(f"pushing to {remote}") as cb, _transfer_errors() as errors:
             # shallow=False: transfer walks the tree and sends the files, then the .dir listing last.
             result = transfer(staging, odb, {tree.hash_info}, shallow=False, hardlink=False, callback=cb)
     except Exception as err:
-        raise RemoteError(f"push of {dataset_dir} to DVC remote {remote!r} failed: "
-                          f"{type(err).__name__}: {err}") from None
+        raise (_write_refused(remote, err, endpoint) or RemoteError(
+            f"push of {dataset_dir} to DVC remote {remote!r} failed: {type(err).__name__}: {err}")) from None
     if result.failed:
-        raise RemoteError(f"push to DVC remote {remote!r}: {len(result.failed)} objects failed to upload")
+        first = errors[0] if errors else None
+        refused = first is not None and _write_refused(remote, first, endpoint)
+        if refused:
+            raise refused
+        cause = f" (first: {type(first).__name__}: {first})" if first is not None else ""
+        raise RemoteError(f"push to DVC remote {remote!r}: {len(result.failed)} objects failed to upload{cause}")
     return PushResult(tree.hash_info.value, remote, len(result.transferred), meta.nfiles, meta.size)
+
+
+def check_remote(remote: str, endpoint_url: str | None = None) -> None:
+    """Before any work: a local remote must take a write (probed); an s3:// bucket must answer. A write to
+    a bucket is not probed: it would leave an object behind, and append-only buckets refuse the delete."""
+    _remote_odb(remote, create=True, endpoint_url=endpoint_url)
 
 
 def normalise_version(version: str) -> str:
