@@ -282,6 +282,10 @@ class MlflowConfig(_Strict):
     offline: Literal["buffer", "fail"] = Field(
         "buffer", description="a tracking server still unreachable after the retries: buffer = log to a local "
         "store under <state>/mlflow-buffer and upload with `vidcustom mlflow sync` when it is back; fail = stop")
+    failover_s: float = Field(30.0, gt=0, description="seconds one MLflow call may spend on a tracking server that "
+                              "stops answering mid-step (MLflow's HTTP retries and timeout are capped to two tries "
+                              "of failover_s/2); then the step continues in the local buffer (offline=buffer) or "
+                              "fails (offline=fail)")
 
     @field_validator("experiment")
     @classmethod

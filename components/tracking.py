@@ -7,9 +7,19 @@ Runs of one pipeline execution hang under one parent run: `step_run` finds it in
 the `vidcustom.pipeline_run` tag (tag `vidcustom.step` = "pipeline") or creates it, so steps in
 separate processes (kfp.local subprocesses, pods) share it. A step run on its own has no parent.
 
-A tracking server still unreachable after `mlflow.retries` tries either stops the step
-(`mlflow.offline=fail`) or, by default, sends the step's run to a local buffer store under
-<state>/mlflow-buffer (see components/tracking_buffer.py) for `vidcustom mlflow sync` to upload later.
+The store is the configured one (mlflow.tracking_uri, else $MLFLOW_TRACKING_URI as it was before MLflow
+touched it: `mlflow.set_tracking_uri` rewrites that variable, so configure() puts it back). With
+mlflow.offline=buffer (the default) a tracking server is never waited on for long:
+  - unreachable at the start of a step after `mlflow.retries` tries: the step logs to the local buffer
+    <state>/mlflow-buffer (components/tracking_buffer.py) for `vidcustom mlflow sync` to upload later;
+  - unreachable in the middle of a step (any call: metrics, artifacts, registry, the parent's end): each
+    call gives up within about mlflow.failover_s and the process continues in the buffer
+    (components/tracking_failover.py);
+  - once a pipeline execution has runs in the buffer, its later steps log there too, so its parent run
+    and registry version numbers stay in one store until sync.
+mlflow.offline=fail stops the step instead, naming the server. SQLite stores are created under a file
+lock (two runs starting at once on a fresh store). Runs of an attempt that died are ended KILLED by the
+next start (components/tracking_liveness.py); a failed step ends its run FAILED.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ PARENT_TAG = "mlflow.parentRunId"
 OFFLINE_MEMORY_S = 30.0  # a server this process found dead this recently gets one try, not mlflow.retries
 
 _offline_since: dict[str, float] = {}  # tracking URI -> when this process last found it unreachable
+_sqlite_ready: set[str] = set()
 
 
 class TrackingServerUnreachable(RuntimeError):
@@ -75,16 +86,56 @@ def _check_server(uri: str, retries: int = 3, wait_s: float = 2.0) -> None:
     raise TrackingServerUnreachable(uri, retries, last)
 
 
-def resolve_store(cfg: RunConfig) -> str:
-    """The store this process logs to: the configured one, or the local buffer when it is an unreachable
-    server and mlflow.offline=buffer. Raises RuntimeError naming the server when mlflow.offline=fail."""
-    from . import tracking_buffer
+def target_uri(cfg: RunConfig) -> str:
+    """The configured store: never the local buffer itself (uploading it would copy it into itself)."""
+    from .tracking_buffer import buffer_uri
 
     uri = cfg.tracking_uri()
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if uri == buffer_uri(cfg.state):
+        raise ValueError(f"the tracking store {uri} is vidcustom's offline buffer, not a tracking server: set "
+                         "mlflow.tracking_uri or $MLFLOW_TRACKING_URI to the server (or unset it for the local "
+                         "store); `vidcustom mlflow sync` uploads the buffer")
+    return uri
+
+
+def init_sqlite_store(uri: str) -> None:
+    """Build this process's MLflow stores (tracking and registry) for a SQLite URI under an exclusive file
+    lock beside the database: MLflow creates and migrates a fresh schema without one, so two runs opening a
+    fresh store at once both migrate it and one fails (`duplicate column name`). MLflow caches the stores
+    per URI, so later clients reuse them."""
+    if not uri.startswith("sqlite:///") or uri in _sqlite_ready:
+        return
+    import fcntl
+
+    from mlflow.tracking._model_registry.utils import _get_store as registry_store
+    from mlflow.tracking._tracking_service.utils import _get_store as tracking_store
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".init.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also on a crash
+        tracking_store(uri)
+        registry_store(uri)
+    _sqlite_ready.add(uri)
+
+
+def resolve_store(cfg: RunConfig) -> str:
+    """The store this process logs to: the configured one, or the local buffer when it is an unreachable
+    server (or this pipeline execution logs there already) and mlflow.offline=buffer. Raises RuntimeError
+    naming the server when mlflow.offline=fail."""
+    from . import tracking_buffer, tracking_failover
+
+    uri = target_uri(cfg)
     if not is_remote(uri):
+        init_sqlite_store(uri)
         return uri
+    buffer = cfg.mlflow.offline == "buffer"
+    if buffer and tracking_failover.is_down(uri, cfg.state):
+        return tracking_buffer.activate(cfg, uri, cause="stopped answering earlier in this process")
+    pipeline_run = os.environ.get(PIPELINE_RUN_ENV)
+    if buffer and pipeline_run and tracking_buffer.buffering(cfg.state, uri, pipeline_run):
+        return tracking_buffer.activate(cfg, uri, cause=f"was unreachable earlier in pipeline run {pipeline_run}, "
+                                        "whose runs stay together in the buffer until sync")
     recent = _offline_since.get(uri)
     # Found dead moments ago by this process (register configures twice): one quick try, not all the waits.
     retries = 1 if recent is not None and time.monotonic() - recent < OFFLINE_MEMORY_S else cfg.mlflow.retries
@@ -92,7 +143,7 @@ def resolve_store(cfg: RunConfig) -> str:
         _check_server(uri, retries, cfg.mlflow.retry_wait_s)
     except TrackingServerUnreachable as err:
         _offline_since[uri] = time.monotonic()
-        if cfg.mlflow.offline == "fail":
+        if not buffer:
             raise RuntimeError(
                 f"{err}. Check that the server is running and answers `curl {uri.rstrip('/')}/health` from "
                 "here, and that mlflow.tracking_uri / $MLFLOW_TRACKING_URI names the right host and port; or set "
@@ -100,6 +151,10 @@ def resolve_store(cfg: RunConfig) -> str:
                 "Step outputs on disk are kept.") from None
         return tracking_buffer.activate(cfg, uri, err)
     _offline_since.pop(uri, None)
+    if buffer:
+        tracking_failover.arm(uri, cfg.state, cfg.mlflow.experiment, cfg.mlflow.failover_s)
+    else:  # offline=fail: a server dying mid-step fails the step within seconds, not minutes
+        tracking_failover.bound_http(cfg.mlflow.failover_s)
     return uri
 
 
@@ -122,14 +177,31 @@ def ensure_experiment(client, name: str, uri: str) -> str:
     return exp.experiment_id
 
 
+@contextmanager
+def _env_kept(*names: str):
+    """`mlflow.set_tracking_uri` / `set_registry_uri` rewrite $MLFLOW_TRACKING_URI / $MLFLOW_REGISTRY_URI
+    (for subprocesses); put them back, so this process and its children keep the configured server as target,
+    never the buffer."""
+    before = {n: os.environ.get(n) for n in names}
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def configure(cfg: RunConfig) -> str:
     """Point MLflow (tracking and registry) at the store and select the experiment; returns the store URI,
     which is the local buffer's when the server is unreachable and mlflow.offline=buffer."""
     import mlflow
 
     uri = resolve_store(cfg)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    with _env_kept("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
     ensure_experiment(mlflow.MlflowClient(uri, uri), cfg.mlflow.experiment, uri)
     mlflow.set_experiment(cfg.mlflow.experiment)
     return uri
@@ -177,9 +249,12 @@ def pipeline_parent(cfg: RunConfig, client, experiment_id: str, data_version: st
 
 
 def _set_parent_status(client, parent_id: str, status: str) -> None:
+    from .tracking_liveness import OWNER_TAG, owner
+
     try:
-        if status == "RUNNING":
+        if status == "RUNNING":  # whoever runs now owns it: a stale-run sweep ends it if that process dies
             client.update_run(parent_id, status="RUNNING")
+            client.set_tag(parent_id, OWNER_TAG, owner())
         else:
             client.set_terminated(parent_id, status=status)
     except Exception as err:  # noqa: BLE001 - the parent's status is cosmetic; the step's run matters
@@ -192,21 +267,24 @@ def begin_pipeline(cfg: RunConfig) -> dict:
     import mlflow
 
     from . import tracking_buffer
+    from .tracking_liveness import end_stale_runs
 
     uri = resolve_store(cfg)
     client = mlflow.MlflowClient(uri, uri)
     exp_id = ensure_experiment(client, cfg.mlflow.experiment, uri)
+    end_stale_runs(client, exp_id)
     buffered = tracking_buffer.is_buffer_uri(uri, cfg.state)
-    parent = pipeline_parent(cfg, client, exp_id, target_uri=cfg.tracking_uri() if buffered else None)
+    target = target_uri(cfg)
+    parent = pipeline_parent(cfg, client, exp_id, target_uri=target if buffered else None)
     if parent and buffered:
-        tracking_buffer.record_run(cfg.state, client.get_run(parent), cfg.tracking_uri(), cfg.mlflow.experiment)
+        tracking_buffer.record_run(cfg.state, client.get_run(parent), target, cfg.mlflow.experiment)
     if parent:
         _set_parent_status(client, parent, "RUNNING")
     return {"store": uri, "parent_run_id": parent}
 
 
 def end_pipeline(pipeline: dict, succeeded: bool) -> None:
-    """Mark the parent run FINISHED or FAILED; never raises."""
+    """Mark the parent run FINISHED or FAILED; never raises (a server gone by now: the buffer keeps it)."""
     if not pipeline.get("parent_run_id"):
         return
     try:
@@ -218,29 +296,42 @@ def end_pipeline(pipeline: dict, succeeded: bool) -> None:
         log.warning("could not close pipeline run %s: %s", pipeline["parent_run_id"], err)
 
 
+def _end_run(status: str) -> None:
+    import mlflow
+
+    try:
+        mlflow.end_run(status)
+    except Exception as err:  # noqa: BLE001 - must not hide why the step failed
+        log.warning("could not end the step's MLflow run as %s: %s", status, err)
+
+
 @contextmanager
 def step_run(cfg: RunConfig, step: str, data_version: str | None = None, log_config: bool = True):
     """An MLflow run for one step, tagged with preset, method, git commit and data version, nested under
-    the pipeline execution's parent run when there is one ($VIDCUSTOM_PIPELINE_RUN)."""
+    the pipeline execution's parent run when there is one ($VIDCUSTOM_PIPELINE_RUN). It ends FINISHED,
+    FAILED (the step raised) or KILLED (SIGTERM, Ctrl-C); so does the parent, until a later step."""
     import mlflow
 
     from . import tracking_buffer
+    from .tracking_liveness import OWNER_TAG, StepTerminated, end_stale_runs, owner, sigterm_raises
 
     uri = configure(cfg)
     client = mlflow.MlflowClient(uri, uri)
     exp_id = ensure_experiment(client, cfg.mlflow.experiment, uri)
+    end_stale_runs(client, exp_id, os.environ.get(PIPELINE_RUN_ENV), step)
     buffered = tracking_buffer.is_buffer_uri(uri, cfg.state)
-    target = cfg.tracking_uri() if buffered else None
-    tags = base_tags(cfg, step, data_version)
+    target = target_uri(cfg) if buffered else None
+    tags = base_tags(cfg, step, data_version) | {OWNER_TAG: owner()}
     if buffered:
         tags[tracking_buffer.BUFFERED_FOR_TAG] = target
     parent = pipeline_parent(cfg, client, exp_id, data_version, target)
     nesting = {"nested": True, "parent_run_id": parent} if parent else {}
     if parent:
         _set_parent_status(client, parent, "RUNNING")
-    succeeded, run = False, None
-    try:
-        with mlflow.start_run(run_name=step, tags=tags, **nesting) as run:
+    status, run = "FAILED", None
+    with sigterm_raises():
+        try:
+            run = mlflow.start_run(run_name=step, tags=tags, **nesting)
             if buffered:
                 if parent:
                     tracking_buffer.record_run(cfg.state, client.get_run(parent), target, cfg.mlflow.experiment)
@@ -249,12 +340,17 @@ def step_run(cfg: RunConfig, step: str, data_version: str | None = None, log_con
                 mlflow.log_dict(cfg.model_dump(mode="json", by_alias=True), "config.json")
                 mlflow.log_params(flatten(cfg.model_dump(mode="json", by_alias=True).get(step, {}), prefix=step))
             yield run
-        succeeded = True
-    finally:
-        if parent:  # the parent ends with its latest step; a later step sets it RUNNING again
-            _set_parent_status(client, parent, "FINISHED" if succeeded else "FAILED")
-        if buffered and run is not None:
-            tracking_buffer.record_model_versions(cfg.state, client, run.info.run_id, target)
+            status = "FINISHED"
+        except (StepTerminated, KeyboardInterrupt):
+            status = "KILLED"
+            raise
+        finally:
+            if run is not None:
+                _end_run(status)
+            if parent:  # the parent ends with its latest step; a later step sets it RUNNING again
+                _set_parent_status(client, parent, status)
+            if buffered and run is not None:
+                tracking_buffer.record_model_versions(cfg.state, client, run.info.run_id, target)
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, str]:

@@ -12,7 +12,9 @@ that is open only while the server is "up". So a test can log to `uri` while it 
 busy machine) in the background meanwhile.
 
 `mlflow_server_handle` (module): the server, launched in the background but not up: `uri` refuses
-connections until `start()` (waits for /health, opens the relay); `stop()` closes the relay again.
+connections until `start()` (waits for /health, opens the relay); `stop()` closes the relay again (cutting
+open connections); `hang()` makes it accept connections and never answer.
+`bounded_mlflow_http` (function): MLflow's HTTP retries/timeout bounded as the steps do, for one test.
 `mlflow_server` (module): the same, up.
 `mlflow_server_postgres` (module): one on a throw-away PostgreSQL cluster; skipped without the PostgreSQL
 binaries (initdb, pg_ctl, createdb), without psycopg2, or as root (initdb refuses to run as root).
@@ -51,7 +53,9 @@ def _mlflow_cli() -> list[str]:
 
 
 class _Relay:
-    """127.0.0.1:<port> -> 127.0.0.1:<target>, byte for byte, while open; connection refused while closed."""
+    """127.0.0.1:<port> -> 127.0.0.1:<target>, byte for byte, while open; connection refused while closed
+    (connections open at that moment are cut, as a killed server's would be). Hung: connections are
+    accepted and never answered (a server stuck, or a black-holed network)."""
 
     class _Server(socketserver.ThreadingTCPServer):
         allow_reuse_address = True
@@ -60,14 +64,27 @@ class _Relay:
     def __init__(self, port: int, target: int):
         self.port, self.target = port, target
         self._server: socketserver.ThreadingTCPServer | None = None
+        self._open: set[socket.socket] = set()
+        self.hung = False
 
     def open(self) -> None:
         if self._server is not None:
             return
-        target = self.target
+        relay, target = self, self.target
 
         class Pipe(socketserver.BaseRequestHandler):
             def handle(self):
+                relay._open.add(self.request)
+                try:
+                    if relay.hung:  # read and drop the request until the client or the relay closes
+                        while self.request.recv(1 << 16):
+                            pass
+                    else:
+                        self.pipe()
+                finally:
+                    relay._open.discard(self.request)
+
+            def pipe(self):
                 with socket.create_connection(("127.0.0.1", target), timeout=60) as up:
                     ends = {self.request: up, up: self.request}
                     while True:
@@ -88,6 +105,11 @@ class _Relay:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        for sock in list(self._open):  # keep-alive connections of clients die with the server
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class MlflowServer:
@@ -127,6 +149,8 @@ class MlflowServer:
 
     def start(self) -> "MlflowServer":
         """Bring `uri` up: launch the server if needed, wait for /health, open the relay."""
+        if self._relay.hung:
+            self.stop()
         self.launch()
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self._healthy():
@@ -140,9 +164,16 @@ class MlflowServer:
         return self
 
     def stop(self) -> None:
-        """Take `uri` down (connections refused); the process keeps running for a later start()."""
+        """Take `uri` down (connections refused, open ones cut); the process keeps running for a later start()."""
         self._relay.close()
+        self._relay.hung = False
         self.up = False
+
+    def hang(self) -> None:
+        """`uri` accepts connections and never answers (open ones are cut); start() brings it back."""
+        self.stop()
+        self._relay.hung = True
+        self._relay.open()
 
     def shutdown(self) -> None:
         self.stop()
@@ -159,6 +190,16 @@ class MlflowServer:
 
     def tail(self, n: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-n:] if self.log.is_file() else ""
+
+
+@pytest.fixture
+def bounded_mlflow_http(monkeypatch):
+    """MLflow's HTTP retries and timeout for one test, bounded as the steps bound them (a generous timeout:
+    a busy test machine must not look like a dead server), restored afterwards; the steps only set them
+    where unset, so nothing leaks into other tests."""
+    for name, value in {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+                        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = ["mlflow_server"]
+pytestmark = pytest.mark.usefixtures("bounded_mlflow_http")
 
 MODEL = "vidcustom-test"
 
