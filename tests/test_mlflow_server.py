@@ -249,3 +249,23 @@ def test_postgres_backed_server(run_config, mlflow_server_postgres, tmp_path):
     client = MlflowClient(mlflow_server_postgres.uri, mlflow_server_postgres.uri)
     assert client.get_run(rid).data.metrics["final_score"] == 0.75
     assert client.get_model_version_by_alias("vidcustom-pg", "champion").run_id == rid
+
+
+def test_a_corrupted_buffer_manifest_loses_no_runs(run_config, mlflow_server_handle, monkeypatch, tmp_path, capsys):
+    """pending.json cut off mid-write (a full disk, a killed sync): sync rebuilds from the buffer store itself."""
+    from components.tracking_buffer import TrackingBufferedWarning, buffer_dir
+
+    server = mlflow_server_handle
+    server.stop()
+    monkeypatch.setenv("VIDCUSTOM_PIPELINE_RUN", "pipe-corrupt")
+    cfg = run_config(f"mlflow.tracking_uri={server.uri}", "mlflow.retries=1", "mlflow.retry_wait_s=0.1")
+    with pytest.warns(TrackingBufferedWarning):
+        _log_step(cfg, "train", "dv-corrupt", tmp_path, model=MODEL)
+    manifest = buffer_dir(cfg.state) / "pending.json"
+    manifest.write_text(manifest.read_text()[: len(manifest.read_text()) // 2])  # truncated JSON
+    server.start()
+    done = _sync_cli(capsys)
+    assert {r["step"] for r in done["uploaded_runs"]} == {"pipeline", "train"}, done
+    _, steps = _server_runs(server.uri, "pipe-corrupt")
+    assert set(steps) == {"pipeline", "train"} and all(len(v) == 1 for v in steps.values())
+    assert _sync_cli(capsys)["uploaded_runs"] == []  # and a second sync uploads nothing
