@@ -36,8 +36,10 @@ def evaluation(tmp_path, label: str, **metrics) -> str:
 
 
 def client_for(cfg):
-    mlflow.set_tracking_uri(cfg.tracking_uri())
-    return mlflow.MlflowClient()
+    uri = cfg.tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.MlflowClient(uri, uri)  # the registry too: an earlier test may have set another globally
 
 
 def gate_json(client, version):
@@ -235,24 +237,26 @@ def test_a_registration_race_keeps_the_first_version(run_config):
 
 @pytest.mark.slow
 def test_four_concurrent_registrations_of_one_checkpoint_give_one_version(run_config, checkpoints, tmp_path):
-    import threading
+    """Four processes (as four pipeline runs would be; threads would share diffusers' global loading state)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
 
     cfg = run_config()
     ev = evaluation(tmp_path, "same", sprites_motion=0.50)
-    results, errors = [], []
-
-    def go():
-        try:
-            results.append(run(checkpoints[1], ev, cfg, "abc.dir"))
-        except Exception as err:  # noqa: BLE001 - asserted below
-            errors.append(err)
-
-    threads = [threading.Thread(target=go) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=600)
-    assert not errors, errors
+    (tmp_path / "cfg.json").write_text(cfg.to_json())
+    script = ("import json, sys; from pathlib import Path; from components.config import config_from_json; "
+              "from components.register.register import run; "
+              "r = run(sys.argv[1], sys.argv[2], config_from_json(Path(sys.argv[3]).read_text()), 'abc.dir'); "
+              "print('RESULT ' + json.dumps(r))")
+    repo = str(Path(__file__).resolve().parents[1])
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(checkpoints[1]), ev, str(tmp_path / "cfg.json")],
+                              env={**os.environ, "PYTHONPATH": repo}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
+    results = [json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:]) for out, _ in outs]
     assert {r["version"] for r in results} == {"1"} and sum(not r["reused"] for r in results) == 1
     versions = client_for(cfg).search_model_versions(f"name = '{NAME}'")
     assert [str(v.version) for v in versions] == ["1"]
