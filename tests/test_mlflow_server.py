@@ -4,7 +4,6 @@ server (buffer or fail), and `vidcustom mlflow sync` uploading the buffer once."
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -113,9 +112,7 @@ def test_unreachable_server_buffers_locally_and_sync_uploads_once(run_config, ml
     assert f"cannot sync: MLflow tracking server {server.uri} is unreachable" in capsys.readouterr().err
 
     server.start()
-    t0 = time.monotonic()
     done = _sync_cli(capsys)
-    sync_s = time.monotonic() - t0
     assert {r["step"] for r in done["uploaded_runs"]} == {"pipeline", "train", "evaluate"}, done
     assert [v["buffer"] for v in done["model_versions"]] == [f"{MODEL}/1"]
     assert sorted(done["aliases"]) == [f"{MODEL}@challenger -> 1", f"{MODEL}@champion -> 1"]
@@ -151,9 +148,9 @@ def test_unreachable_server_buffers_locally_and_sync_uploads_once(run_config, ml
         again["already_synced"] == 4, again
     _, steps_after = _server_runs(server.uri, "pipe-offline")
     assert {k: len(v) for k, v in steps_after.items()} == {"pipeline": 1, "train": 1, "evaluate": 1}
-    assert sync_s < 300  # a hang guard only (generous on a shared 2-core machine); speed lives in benchmarks/
 
 
+@pytest.mark.timeout(300)  # a hang guard only; the tries are configured and named in the message
 def test_offline_fail_names_the_server_within_seconds(run_config, tmp_path):
     from components.tracking import step_run
     from mlflow_server import free_port
@@ -161,12 +158,9 @@ def test_offline_fail_names_the_server_within_seconds(run_config, tmp_path):
     uri = f"http://127.0.0.1:{free_port()}"
     cfg = run_config(f"mlflow.tracking_uri={uri}", "mlflow.retries=2", "mlflow.retry_wait_s=0.1",
                      "mlflow.offline=fail")
-    t0 = time.monotonic()
     with pytest.raises(RuntimeError, match=f"{uri} is unreachable after 2 tries.*Check that the server is running"):
         with step_run(cfg, "train"):
             pass
-    # 2 tries x 0.1 s wait are configured (the message names them); this only guards against a hang
-    assert time.monotonic() - t0 < 120
     assert not (cfg.state / "mlflow-buffer").exists()
 
 

@@ -14,7 +14,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -130,22 +129,41 @@ def test_missing_version_bucket_and_credentials_are_named(s3, dataset, tmp_path,
         push(dataset, REMOTE)
 
 
-def test_unreachable_endpoint_fails_fast_naming_what_to_check(s3, dataset, tmp_path):
-    from components.validate.versioning import RemoteError, pull, push
+def _client_configs(monkeypatch) -> list[dict]:
+    """The botocore config of every s3fs client built from here on (timeouts and retries as configured)."""
+    import copy
+
+    import s3fs
+
+    built, init = [], s3fs.S3FileSystem.__init__
+
+    def spy(self, *args, **kwargs):
+        built.append(copy.deepcopy(kwargs.get("config_kwargs", {})))  # botocore rewrites it in place
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "__init__", spy)
+    return built
+
+
+@pytest.mark.timeout(300)  # a hang guard only: botocore's defaults would retry for many minutes
+def test_unreachable_endpoint_fails_fast_naming_what_to_check(s3, dataset, tmp_path, monkeypatch):
+    from components.validate.versioning import S3_PROBE_ATTEMPTS, S3_PROBE_TIMEOUT_S, RemoteError, pull, push
 
     dead = f"http://127.0.0.1:{closed_port()}"
-    start = time.monotonic()
+    built = _client_configs(monkeypatch)
     with pytest.raises(RemoteError) as info:
         push(dataset, REMOTE, endpoint_url=dead)
-    assert time.monotonic() - start < 300  # hang guard: botocore's defaults would retry for many minutes
+    # it failed at the fail-fast probe: short timeouts, few attempts
+    assert built and built[-1]["retries"]["max_attempts"] == S3_PROBE_ATTEMPTS
+    assert built[-1]["connect_timeout"] == built[-1]["read_timeout"] == S3_PROBE_TIMEOUT_S
     message = str(info.value)
     assert REMOTE in message and dead in message and "cannot be reached" in message
     assert "AWS_ACCESS_KEY_ID" in message and "remote_endpoint_url" in message
 
-    start = time.monotonic()
+    built.clear()
     with pytest.raises(RemoteError, match="cannot be reached"):
         pull("0" * 32, REMOTE, tmp_path / "out", endpoint_url=dead)
-    assert time.monotonic() - start < 300  # hang guard: botocore's defaults would retry for many minutes
+    assert built and built[-1]["retries"]["max_attempts"] == S3_PROBE_ATTEMPTS
 
 
 def test_model_location_is_fetched_once(s3, tmp_path, monkeypatch):
@@ -189,8 +207,9 @@ def test_model_location_is_fetched_once(s3, tmp_path, monkeypatch):
     assert weights.read_bytes() == tiny["unet/weights.bin"]
 
 
+@pytest.mark.timeout(300)  # a hang guard only: botocore's defaults would retry for many minutes
 def test_model_location_errors(s3, tmp_path, monkeypatch):
-    from components.storage import StorageError, local_path
+    from components.storage import S3_ATTEMPTS, S3_CONNECT_TIMEOUT_S, StorageError, _s3_client, local_path
 
     with pytest.raises(StorageError, match="no objects under that prefix"):
         local_path("s3://bucket/models/absent", tmp_path)
@@ -198,8 +217,9 @@ def test_model_location_errors(s3, tmp_path, monkeypatch):
         local_path("s3://nobucket/models/tiny", tmp_path)
     dead = f"http://127.0.0.1:{closed_port()}"
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", dead)
-    start = time.monotonic()
     with pytest.raises(StorageError, match=f"listing at {dead} failed"):
         local_path("s3://bucket/models/tiny", tmp_path)
-    assert time.monotonic() - start < 300  # hang guard: botocore's defaults would retry for many minutes
+    config = _s3_client()[0].meta.config  # the client local_path lists with: short timeout, few attempts
+    # botocore stores max_attempts as total_max_attempts = max_attempts + 1
+    assert config.connect_timeout == S3_CONNECT_TIMEOUT_S and config.retries["total_max_attempts"] == S3_ATTEMPTS + 1
     assert not any(tmp_path.rglob("*.part"))
