@@ -207,6 +207,30 @@ def configure(cfg: RunConfig) -> str:
     return uri
 
 
+def version_numbering(cfg: RunConfig, name: str, version) -> str:
+    """"server" when the current registry numbered version `version` of `name` for good; "buffer" when the
+    number is the local buffer's (sync renumbers it). Steps that name another step's version in a tag pass
+    this on, so sync reads the number right (`source_model` of an export)."""
+    import mlflow
+
+    from . import tracking_buffer, tracking_failover
+
+    uri = mlflow.get_registry_uri()
+    if tracking_buffer.is_buffer_uri(uri, cfg.state):
+        return "buffer"
+    return tracking_failover.numbered_by(uri, name, version)
+
+
+def logs_to_buffer(cfg: RunConfig) -> bool:
+    """Whether this process's registry calls land in the local buffer now (started there or failed over)."""
+    import mlflow
+
+    from . import tracking_buffer, tracking_failover
+
+    uri = mlflow.get_registry_uri()
+    return tracking_buffer.is_buffer_uri(uri, cfg.state) or tracking_failover.is_down(uri, cfg.state)
+
+
 def base_tags(cfg: RunConfig, step: str, data_version: str | None = None) -> dict[str, str]:
     tags = {STEP_TAG: step, "preset": cfg.preset, "method": cfg.model.method, "git_commit": git_commit(),
             "attention_design": cfg.model.attention_design}

@@ -80,6 +80,15 @@ def is_down(target: str, state) -> bool:
     return fo is not None and fo.down and fo.scope == _scope(state)
 
 
+def numbered_by(uri: str, name: str, version) -> str:
+    """Who numbered version `version` of `name` as this process knows it: "server" (final), or "buffer" when
+    it was made in the buffer after a failover (sync gives it a server number)."""
+    fo = _active(uri)
+    if fo is None or not fo.down or (name, str(version)) in fo.server_versions:
+        return "server"
+    return "buffer"
+
+
 def reset() -> None:
     """Forget every failover, as a new process would (tests use it between simulated processes)."""
     _armed.clear()
@@ -337,7 +346,9 @@ class _Failover:
 
             args["artifact_location"] = _artifact_location(self.buffer)
         elif method == "create_model_version" and self.registry_online:  # its gate/source tags name server versions
-            args["tags"] = list(args.get("tags") or []) + [ModelVersionTag(SERVER_NUMBERS_TAG, "true")]
+            tags = list(args.get("tags") or [])
+            if all(t.key != SERVER_NUMBERS_TAG for t in tags):
+                args["tags"] = tags + [ModelVersionTag(SERVER_NUMBERS_TAG, "true")]
 
     def call(self, method: str, bound: inspect.BoundArguments, registry: bool):
         """Run a store call in the buffer's tracking or registry store, translated."""

@@ -276,6 +276,69 @@ def test_outage_at_the_pipeline_end(run_config, mlflow_server, monkeypatch, tmp_
     assert _nothing_moved(_sync(cfg.state))
 
 
+@pytest.mark.timeout(HANG_GUARD_S)
+def test_outage_after_register_numbered_its_version_then_export_offline(run_config, mlflow_server, monkeypatch,
+                                                                        tmp_path):
+    """The server numbers the new torch version (v2), then dies: register finishes in the buffer (there
+    the version is a continuation numbered 1), and export, a new process, starts in the buffer with
+    register's output naming v2. Export must not look v2 up in the buffer (a missing or wrong version):
+    after sync the ONNX version is on the server with `source_model` = v2, v2's metrics and gate, and
+    `champion` on both, exactly as online."""
+    import mlflow
+
+    from components.export.export import run as export
+    from components.register.register import run as register
+    from components.tracking_buffer import TrackingBufferedWarning
+    from components.tracking_failover import reset
+    from model.config import model_config
+    from model.pipeline import SugarPipeline
+
+    server, torch_name, onnx_name = mlflow_server, "vidcustom-numbered", "vidcustom-numbered-onnx"
+    monkeypatch.setenv("VIDCUSTOM_PIPELINE_RUN", "pipe-numbered")
+    cfg = run_config(f"mlflow.tracking_uri={server.uri}", f"register.model_name={torch_name}",
+                     f"export.model_name={onnx_name}", "evaluate.num_inference_steps=2")
+    ckpts = [SugarPipeline.from_config(model_config("tiny"), seed=s).save_pretrained(
+        tmp_path / f"ckpt{s}", metadata={"training_stage": "2", "data_version": "abc.dir"}) for s in (0, 1)]
+    evaluation = tmp_path / "eval"
+    evaluation.mkdir()
+    (evaluation / "metrics.json").write_text(json.dumps({
+        "sprites_identity": 0.4, "sprites_motion": 0.5, "baseline_untrained/sprites_motion": 0.05,
+        "image_effect/sprites_identity": 0.1, "image_effect/sprites_identity_lo": 0.05,
+        "image_effect/sprites_identity_hi": 0.15}))
+    assert register(ckpts[0], evaluation, cfg, "abc.dir")["version"] == "1"  # online: v1 is the champion
+
+    registered = mlflow.register_model
+
+    def numbered_then_dies(model_uri, name, **kw):
+        out = registered(model_uri, name, **kw)
+        server.stop()
+        return out
+
+    monkeypatch.setattr(mlflow, "register_model", numbered_then_dies)
+    try:
+        with pytest.warns(TrackingBufferedWarning):
+            reg = register(ckpts[1], evaluation, cfg, "abc.dir")
+        assert (reg["version"], reg["numbering"], reg["champion"]) == ("2", "server", True)
+        reset()  # export is a new process: it starts in the buffer (this pipeline execution logs there)
+        with pytest.warns(TrackingBufferedWarning):
+            exported = export(ckpts[1], tmp_path / "onnx", cfg, "abc.dir", reg)
+        assert exported["registered"] and "champion" in exported["aliases"]
+    finally:
+        server.start()
+    done = _sync(cfg.state)
+    assert done["pending"] == [] and done["aliases_skipped"] == [], done
+    client = _client(server.uri)
+    assert sorted(v.version for v in client.search_model_versions(f"name = '{torch_name}'")) == ["1", "2"]
+    assert client.get_model_version_by_alias(torch_name, "champion").version == "2"
+    onnx = client.search_model_versions(f"name = '{onnx_name}'")
+    assert [v.version for v in onnx] == ["1"]
+    tags = onnx[0].tags
+    assert tags["source_model"] == f"{torch_name}/2" and tags["gate"] == "passed"
+    assert float(tags["metric.sprites_motion"]) == 0.5 and "vidcustom.server_numbers" not in tags
+    assert client.get_model_version_by_alias(onnx_name, "champion").version == "1"
+    assert _nothing_moved(_sync(cfg.state))
+
+
 # -- sync in the documented set-up ------------------------------------------------------------------------
 
 

@@ -33,7 +33,8 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
     from components.register.register import (CHECKPOINT_TAG, CODE_PATHS, checkpoint_sha256, find_versions,
                                               metrics_from_tags, register_or_reuse, set_aliases, version_tags)
     from components.serving import input_example, signature
-    from components.tracking import step_run
+    from components.tracking import logs_to_buffer, step_run
+    from components.tracking_failover import SERVER_NUMBERS_TAG
     from model.pipeline import SugarPipeline
 
     out = Path(output_dir)
@@ -62,17 +63,16 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
         key = {CHECKPOINT_TAG: checkpoint_sha256(checkpoint_dir), "format": "onnx",
                "onnx_opset": str(cfg.export.opset)}
         existing = find_versions(client, name, key)
-        metrics = {}
-        if registration:  # carry the torch version's metrics and its gate decision over
-            torch_version = client.get_model_version(registration["model_name"], registration["version"])
-            metrics = metrics_from_tags(torch_version.tags)
-        tags = version_tags(pipe.metadata, data_version, metrics) | key | {
+        # The torch version's metrics and gate decision come with `registration` (register's output), not
+        # from the registry: after an outage its number may be the server's while this step logs offline.
+        carried = dict((registration or {}).get("version_tags") or {})
+        tags = version_tags(pipe.metadata, data_version, metrics_from_tags(carried)) | key | {
             "parity_max_abs_diff": f"{report['max_abs_diff']:.3g}"}
         if registration:
             tags["source_model"] = f"{registration['model_name']}/{registration['version']}"
-            for k in ("gate", "gate_reasons"):
-                if k in torch_version.tags:
-                    tags[k] = torch_version.tags[k]
+            tags |= {k: carried[k] for k in ("gate", "gate_reasons") if k in carried}
+            if registration.get("numbering") == "server" and logs_to_buffer(cfg):
+                tags[SERVER_NUMBERS_TAG] = "true"  # sync: `source_model` names a server version
         version, reused = register_or_reuse(client, name, existing, tags, lambda: mlflow.pyfunc.log_model(
             name="onnx_model", python_model=OnnxSugarPyfunc(), artifacts={"onnx": str(out)},
             code_paths=CODE_PATHS, signature=signature(),

@@ -204,14 +204,16 @@ def run(checkpoint_dir: str | Path, evaluation_dir: str | Path, cfg: RunConfig, 
 
     Returns model_name, version, champion (whether `champion` points at this version afterwards), aliases
     (this version's aliases afterwards), reasons, model_uri, plus gate ('passed'/'failed'), passed,
-    reused, checkpoint_sha256 and previous_champion (the champion version compared against, or None).
+    reused, checkpoint_sha256, previous_champion (the champion version compared against, or None),
+    version_tags (the version's metric.* and gate tags, which export carries over without reading the
+    registry) and numbering ("server", or "buffer" when the version number is the offline buffer's).
     """
     import mlflow
 
     from components.register.gate import evaluate_gate
     from components.register.pyfunc import SugarPyfunc
     from components.serving import input_example, signature
-    from components.tracking import configure, step_run
+    from components.tracking import configure, step_run, version_numbering
 
     metrics_file = Path(evaluation_dir) / "metrics.json"
     if not metrics_file.is_file():
@@ -259,7 +261,8 @@ def run(checkpoint_dir: str | Path, evaluation_dir: str | Path, cfg: RunConfig, 
         client.update_model_version(name, version, description=gate_description(
             passed, reasons, rules, sha, f"v{champ.version}" if champ is not None else None))
         set_aliases(client, name, version, passed)
-        aliases = sorted(client.get_model_version(name, version).aliases)
+        registered = client.get_model_version(name, version)
+        aliases = sorted(registered.aliases)
         gate = {"passed": passed, "decision": decision, "reasons": reasons, **rules,
                 "champion_compared": None if champ is None else {"version": str(champ.version),
                                                                   "metrics": champion_metrics},
@@ -267,7 +270,10 @@ def run(checkpoint_dir: str | Path, evaluation_dir: str | Path, cfg: RunConfig, 
         mlflow.log_dict(gate, "gate.json")
         mlflow.set_tags({"gate": decision, "model_version": version, "reused": str(reused).lower(),
                          CHECKPOINT_TAG: sha})
+        numbering = version_numbering(cfg, name, version)
+    carried = {k: v for k, v in registered.tags.items() if k.startswith(METRIC_TAG_PREFIX) or k in ("gate", "gate_reasons")}
     return {"model_name": name, "version": version, "champion": "champion" in aliases, "aliases": aliases,
             "reasons": reasons, "model_uri": f"models:/{name}/{version}", "gate": decision, "passed": passed,
             "reused": reused, CHECKPOINT_TAG: sha,
-            "previous_champion": None if champ is None else str(champ.version)}
+            "previous_champion": None if champ is None else str(champ.version),
+            "version_tags": carried, "numbering": numbering}
