@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float]]:
     import torch
 
     from components.evaluate import metrics as M
+    from components.evaluate.metric_suite import evaluate_videos
     from components.evaluate.text_video import build_text_video_scorer, text_video_score
     from components.flow import build_flow_estimator
     from model.config import ScoringConfig
@@ -79,9 +80,9 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float]]:
             fn(i)
         results.append((name, args.videos / (time.perf_counter() - t0)))
     samples = [{"frames": v, "fps": args.fps, "prompt": prompt, "references": r} for v, r in zip(videos, refs)]
-    M.evaluate_videos(samples[:1], enc, estimator=flow, text_video_scorer=scorer)
+    evaluate_videos(samples[:1], enc, estimator=flow, text_video_scorer=scorer)
     t0 = time.perf_counter()
-    M.evaluate_videos(samples, enc, estimator=flow, text_video_scorer=scorer)
+    evaluate_videos(samples, enc, estimator=flow, text_video_scorer=scorer)
     results.append(("all 8 (evaluate_videos)", args.videos / (time.perf_counter() - t0)))
 
     width = max(len(n) for n, _ in results)

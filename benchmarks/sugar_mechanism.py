@@ -132,7 +132,8 @@ def train(args, variant: str, data: Path, version: str) -> Path:
 def evaluate(args, name: str, variant: str, ckpt: Path, kwargs: dict, version: str) -> dict:
     import mlflow
 
-    from components.evaluate.evaluate import generate_videos, heldout_specs_for, sprites_table
+    from components.evaluate.evaluate import generate_videos, sprites_table
+    from components.sprites import heldout_specs_for
     from components.tracking import step_run
     from model.pipeline import SugarPipeline
 

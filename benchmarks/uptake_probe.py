@@ -16,9 +16,9 @@ import argparse, json, os, sys, time
 import numpy as np, torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from components.config import load_config
-from components.synthesize import sprites as S
+from components import sprites as S
 from components.synthesize.sprites_backend import plan_specs
-from components.synthesize.sprites_scoring import sprites_scores
+from components.sprites.scoring import sprites_scores
 from model.pipeline import SugarPipeline
 from model.conditioning import condition_dropout
 from model.noise import diffusion_noise

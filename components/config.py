@@ -215,7 +215,7 @@ class EvaluateConfig(_Strict):
     def _benchmark(self) -> "EvaluateConfig":
         # Evaluate would refuse these only after training. A path is checked where the run starts
         # (check_machine): it may exist only on the machine that evaluates.
-        from components.evaluate.benchmarks import available_benchmarks, definitions_dir
+        from components.benchmark_defs import available_benchmarks, definitions_dir
 
         if benchmark_is_path(self.benchmark):
             return self
@@ -383,7 +383,7 @@ def check_ranks(cfg: RunConfig) -> None:
 def check_benchmark(cfg: RunConfig) -> None:
     """A benchmark given as a path, and its images, exist here."""
     if benchmark_is_path(cfg.evaluate.benchmark):  # a shipped name was checked by load_config
-        from components.evaluate.benchmarks import BenchmarkError, load_benchmark
+        from components.benchmark_defs import BenchmarkError, load_benchmark
 
         try:
             kind = load_benchmark(cfg.evaluate.benchmark).kind

@@ -1,15 +1,26 @@
-"""Optical flow for VBench's dynamic degree (METHOD_NOTES §3.1) and static filter (the data filter).
+"""Optical flow and VBench's two flow rules: dynamic degree (METHOD_NOTES §3.1) and the static filter (the data filter).
 
 VBench uses RAFT (`raft-things.pth`, 20 iterations). Offline we default to OpenCV Farneback, which
 needs no weights; RAFT plugs in through the same `FlowEstimator` protocol when its code and
 weights are configured. Either way frames are replicate-padded to multiples of 8 first, as
-VBench's `InputPadder` does, and the flow is returned over the padded map (the top-5 % score is
+VBench's `InputPadder` does, and the flow is returned over the padded map (the top-k score is
 taken over that map too).
+
+Both rules score a frame pair the same way, `top_magnitude(flow, fraction)`: the mean of the largest
+max(1, int(fraction*H*W)) flow magnitudes -- 5 % for dynamic degree (`DYNAMIC_TOP_FRACTION`), 2 % for
+the static filter (`STATIC_TOP_FRACTION`). They differ in their thresholds and count rules:
+
+| rule | thres | count_num | verdict |
+|---|---|---|---|
+| dynamic degree (`is_dynamic`) | 6*min(H,W)/256 | round(4*N/16) | dynamic once count_num pairs exceed thres |
+| static filter (`is_static`) | 3*min(H,W)/256 | round(2*N/16) | static unless > count_num pairs exceed thres or an end pair exceeds 2*thres*count_num |
+
+Shared by the evaluate step (dynamic degree) and the synthesize step (static filter); it imports no step.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Iterable, Protocol
 
 import numpy as np
 
@@ -126,17 +137,71 @@ def padded_flow(estimator: FlowEstimator, image1: np.ndarray, image2: np.ndarray
 
 
 # ---------------------------------------------------------------------------------------------------
-# VBench static filter (VBench `static_filter.py`; METHOD_NOTES §1.5 step 4 uses it to drop static clips)
+# The per-pair score both VBench rules use (VBench `get_score`)
 # ---------------------------------------------------------------------------------------------------
-STATIC_TOP_FRACTION = 0.02  # top 2 % of flow magnitudes (dynamic degree uses 5 %)
+DYNAMIC_TOP_FRACTION = 0.05  # dynamic degree: top 5 % of flow magnitudes
+STATIC_TOP_FRACTION = 0.02  # static filter: top 2 %
 
 
-def top_magnitude(flow: np.ndarray, fraction: float = STATIC_TOP_FRACTION) -> float:
-    """(H, W, 2) flow -> mean of the top int(fraction*H*W) magnitudes (VBench `get_score`)."""
+def top_magnitude(flow: np.ndarray, fraction: float) -> float:
+    """(H, W, 2) flow -> mean of the top k = max(1, int(fraction*H*W)) magnitudes (VBench `get_score`).
+
+    VBench takes int(fraction*H*W), which is 0 -- an empty mean -- for maps under 1/fraction pixels
+    (20 at 5 %, 50 at 2 %); the max(1, .) guard scores those by their largest magnitude instead. Maps
+    padded to multiples of 8 (`padded_flow`) have at least 64 pixels, so at 5 % and 2 % k >= 1 and the
+    guard never changes a score computed from a padded flow.
+    """
     rad = np.hypot(flow[..., 0], flow[..., 1]).ravel()
     k = max(1, int(rad.size * fraction))
     return float(np.partition(rad, rad.size - k)[-k:].mean())
 
+
+def pair_scores(frames, estimator: FlowEstimator, fraction: float) -> list[float]:
+    """`top_magnitude` of the 8-padded flow of each consecutive pair of (T, H, W, 3) uint8 frames (T-1 scores)."""
+    return [top_magnitude(padded_flow(estimator, a, b), fraction) for a, b in zip(frames[:-1], frames[1:])]
+
+
+# ---------------------------------------------------------------------------------------------------
+# VBench dynamic degree (VBench `dynamic_degree.py`; METHOD_NOTES §3.1)
+# ---------------------------------------------------------------------------------------------------
+
+def dynamic_params(h: int, w: int, n_frames: int) -> tuple[float, int]:
+    """(thres, count_num) = (6.0*min(H,W)/256, round(4*N/16)) from the unpadded frame size (§3.1).
+
+    Python's round (half to even) as in the reference: N=2 gives 0, N=10 gives 2.
+    """
+    return 6.0 * min(h, w) / 256.0, round(4 * (n_frames / 16.0))
+
+
+def is_dynamic(pair_scores: Iterable[float], thres: float, count_num: int) -> bool:
+    """VBench `check_move`: dynamic once count_num pair scores exceed thres.
+
+    Same loop as the reference: the count test sits inside the loop, so a video with no pairs is never
+    dynamic while count_num == 0 with at least one pair always is.
+    """
+    count = 0
+    for score in pair_scores:
+        if score > thres:
+            count += 1
+        if count >= count_num:
+            return True
+    return False
+
+
+def dynamic_check(frames, estimator: FlowEstimator) -> tuple[bool, list[float], float, int]:
+    """(T, H, W, 3) uint8 frames (already fps-sampled) -> (dynamic, pair scores, thres, count_num).
+
+    Top-5 % score over the 8-padded flow of each consecutive pair; thresholds from the unpadded size.
+    """
+    h, w = frames[0].shape[:2]
+    thres, count_num = dynamic_params(h, w, len(frames))
+    scores = pair_scores(frames, estimator, DYNAMIC_TOP_FRACTION)
+    return is_dynamic(scores, thres, count_num), scores, thres, count_num
+
+
+# ---------------------------------------------------------------------------------------------------
+# VBench static filter (VBench `static_filter.py`; METHOD_NOTES §1.5 step 4 uses it to drop static clips)
+# ---------------------------------------------------------------------------------------------------
 
 def static_params(h: int, w: int, n_frames: int) -> tuple[float, int]:
     """(thres, count_num) = (3.0*min(H,W)/256, round(2*N/16)) from the first frame and all N frames."""
@@ -165,7 +230,7 @@ def static_filter(frames: np.ndarray, estimator: FlowEstimator) -> tuple[bool, f
         return True, 0.0
     h, w = frames.shape[1:3]
     thres, count_num = static_params(h, w, len(frames))
-    pairs = [top_magnitude(padded_flow(estimator, a, b)) for a, b in zip(frames[:-1], frames[1:])]
-    ends = [top_magnitude(padded_flow(estimator, frames[0], frames[-1])),
-            top_magnitude(padded_flow(estimator, frames[-1], frames[0]))]
+    pairs = pair_scores(frames, estimator, STATIC_TOP_FRACTION)
+    ends = [top_magnitude(padded_flow(estimator, frames[0], frames[-1]), STATIC_TOP_FRACTION),
+            top_magnitude(padded_flow(estimator, frames[-1], frames[0]), STATIC_TOP_FRACTION)]
     return is_static(pairs, ends, thres, count_num), float(np.mean(pairs))

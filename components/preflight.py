@@ -15,7 +15,7 @@ def preflight(cfg: RunConfig, local_run: bool = False) -> None:
     failure minutes in: the state dir takes writes (created when missing), the local MLflow stores are
     writable and of a schema the installed MLflow knows. local_run (all steps on this machine, as
     `vidcustom run` and `pretrain`): also the machine-dependent settings and the DVC remote."""
-    from .tracking_buffer import buffer_uri
+    from .tracking.buffer import buffer_uri
 
     if local_run:
         check_machine(cfg)  # first: it changes nothing on disk
@@ -23,7 +23,7 @@ def preflight(cfg: RunConfig, local_run: bool = False) -> None:
     check_mlflow_store(cfg.tracking_uri(), cfg.tracking_setting())
     check_mlflow_store(buffer_uri(cfg.state), cfg.state_setting(), create=False)
     if local_run and cfg.validate_.push:
-        from .validate.versioning import check_remote
+        from .dataset_versioning import check_remote
 
         check_remote(cfg.dvc_remote(), cfg.validate_.remote_endpoint_url)
 

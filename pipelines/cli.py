@@ -122,12 +122,12 @@ def main(argv: list[str] | None = None) -> None:
 
             print(submit(args.host, args.params, args.overrides, args.preset, args.experiment, args.namespace))
         elif args.command == "data":
-            from components.validate.versioning import pull as dvc_pull
+            from components.dataset_versioning import pull as dvc_pull
 
             cfg = config_from_args(args, check_state=False)  # restores into dest; the state dir is not used
             print(dvc_pull(args.version, cfg.dvc_remote(), args.dest, endpoint_url=cfg.validate_.remote_endpoint_url))
         elif args.command == "mlflow":
-            from components.tracking_buffer import sync as mlflow_sync
+            from components.tracking.sync import sync as mlflow_sync
 
             cfg = config_from_args(args)
             with contextlib.redirect_stdout(sys.stderr):  # MLflow's "View run" lines; stdout is the JSON

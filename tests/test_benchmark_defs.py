@@ -1,5 +1,5 @@
-"""Benchmark definitions (components/evaluate/definitions/*.yaml): shipped ones load, expand and count right;
-bad ones are refused with a message that says what is wrong."""
+"""Benchmark definitions (components/benchmark_definitions/*.yaml, schema in components/benchmark_defs.py): shipped
+ones load, expand and count right; bad ones are refused with a message that says what is wrong."""
 
 import re
 import sys
@@ -10,6 +10,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root; the package is not installed
 
+from components import benchmark_defs as D  # noqa: E402
 from components.evaluate import benchmarks as B  # noqa: E402
 
 SHIPPED = {"sprites", "sugar_dreambench", "videomaker_human", "videomaker_object"}
@@ -24,10 +25,11 @@ def images_for(bench, root: Path) -> Path:
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_every_shipped_definition_loads(name):
-    assert set(B.available_benchmarks()) == SHIPPED
+    assert set(D.available_benchmarks()) == SHIPPED
     bench = B.load_benchmark(name)
-    assert bench.name == name and bench.kind in B.KINDS and bench.metrics
-    assert B.load_benchmark(B.definitions_dir() / f"{name}.yaml") == bench  # by path as well
+    assert bench.name == name and bench.kind in D.KINDS and bench.metrics
+    assert B.load_benchmark(D.definitions_dir() / f"{name}.yaml") == bench  # by path as well
+    assert D.load_benchmark(name) == bench  # the shared schema alone builds the same benchmark
 
 
 def test_sugar_protocol_shape(tmp_path):
@@ -81,10 +83,10 @@ def test_videomaker_definitions_transcribe_the_seed_tables(tmp_path):
 
 
 def test_sprites_definition_expands_through_the_generator():
-    from components.synthesize.sprites import heldout_specs
+    from components.sprites import heldout_specs
 
     bench = B.load_benchmark("sprites")
-    assert bench.kind == "sprites" and bench.sprites.generator == "components.synthesize.sprites.heldout_specs"
+    assert bench.kind == "sprites" and bench.sprites.generator == "components.sprites.heldout_specs"
     cases = B.expand(bench)
     assert len(cases) == bench.sprites.num_specs == bench.num_cases
     specs = heldout_specs(bench.sprites.seed, bench.sprites.num_specs)
@@ -146,6 +148,9 @@ def test_bad_definitions_are_refused(tmp_path, change, message):
     with pytest.raises(B.BenchmarkError, match=re.escape(message)) as err:
         B.load_benchmark(write(tmp_path, mutate(change)))
     assert "mini.yaml" in str(err.value)  # the message says which file
+    if message != "unknown metric":  # all but metric names are the shared schema's checks (config start-up too)
+        with pytest.raises(D.BenchmarkError, match=re.escape(message)):
+            D.load_benchmark(write(tmp_path, mutate(change)))
 
 
 def test_unknown_name_missing_file_and_missing_images(tmp_path):
@@ -166,14 +171,63 @@ def test_unknown_name_missing_file_and_missing_images(tmp_path):
 
 
 def test_bad_sprites_definition_refused(tmp_path):
-    data = yaml.safe_load((B.definitions_dir() / "sprites.yaml").read_text())
+    data = yaml.safe_load((D.definitions_dir() / "sprites.yaml").read_text())
     data["changes"] = ["colour", "sketch"]
     with pytest.raises(B.BenchmarkError, match="differ from the cycle the generator draws"):
         B.load_benchmark(write(tmp_path, data))
-    data = yaml.safe_load((B.definitions_dir() / "sprites.yaml").read_text())
+    data = yaml.safe_load((D.definitions_dir() / "sprites.yaml").read_text())
     data["motions"] = ["walk", "teleport"]
     with pytest.raises(B.BenchmarkError, match="teleport"):
         B.load_benchmark(write(tmp_path, data))
-    data["motions"], data["generator"] = ["walk"], "components.synthesize.sprites.no_such_function"
+    data["motions"], data["generator"] = ["walk"], "components.sprites.no_such_function"
     with pytest.raises(B.BenchmarkError, match="cannot be imported"):
         B.load_benchmark(write(tmp_path, data))
+
+
+@pytest.mark.parametrize("change, field, says", [
+    (lambda d: d.update(prompt="x"), "'prompt'", "unknown key"),  # top level
+    (lambda d: d["categories"]["animal"].update(promts=["a {class}"]), "'promts' in categories.animal", "unknown key"),
+    (lambda d: d["subjects"][0].update(id=7), "subjects[0].id", "valid string"),
+    (lambda d: d.update(metrics="clip_t"), "metrics", "valid list"),
+    (lambda d: d["categories"]["animal"].update(prompts="a {class} running"), "categories.animal.prompts",
+     "list of templates or a mapping"),
+    (lambda d: d["categories"]["animal"]["prompts"].append(True), "categories.animal.prompts[2]: Input should be a "
+     "valid string (got True)", ""),  # YAML's `- yes`: one problem, without pydantic's union branches
+    (lambda d: d.pop("subjects"), "subjects", "required key missing"),
+])
+def test_unknown_keys_and_wrong_types_name_the_field(tmp_path, change, field, says):
+    with pytest.raises(D.BenchmarkError) as err:
+        D.load_benchmark(write(tmp_path, mutate(change)))
+    text = str(err.value)
+    assert text.startswith(str(tmp_path / "mini.yaml") + ": ") and field in text and says in text, text
+    assert "ValidationError" not in text and "errors.pydantic.dev" not in text
+
+
+def test_sprites_schema_is_strict(tmp_path):
+    data = yaml.safe_load((D.definitions_dir() / "sprites.yaml").read_text())
+    for key, value, says in [("num_specs", "24", "num_specs: Input should be a valid integer (got '24')"),
+                             ("num_specs", True, "num_specs: Input should be a valid integer (got True)"),
+                             ("num_specs", 0, "num_specs: Input should be greater than or equal to 1 (got 0)"),
+                             ("seed", 1.5, "seed: Input should be a valid integer"),
+                             ("generator", "heldout_specs", "not a 'module.function' name"),
+                             ("kind", "video", "kind must be one of ('sprites', 'images'), got 'video'"),
+                             ("subjects", [], "unknown key 'subjects' for a 'sprites' benchmark; allowed: [")]:
+        with pytest.raises(D.BenchmarkError, match=re.escape(says)):
+            D.load_benchmark(write(tmp_path, {**data, key: value}))
+
+
+def test_the_shared_definitions_import_no_step():
+    """components.benchmark_defs is shared (the config uses it at start-up): loading every shipped definition
+    with it imports no step package, and no torch."""
+    import subprocess
+
+    code = """if True:
+        import sys
+        from components import benchmark_defs as D
+        for name in D.available_benchmarks():
+            D.load_benchmark(name)
+        steps = {"synthesize", "validate", "train", "evaluate", "register", "export", "compare"}
+        bad = sorted(m for m in sys.modules if m == "torch" or (m.startswith("components.") and m.split(".")[1] in steps))
+        assert not bad, bad
+    """
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

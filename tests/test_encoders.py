@@ -11,7 +11,7 @@ from model.encoders import TINY_WORDS, ImageEncoders, TextEncoder
 def test_tiny_tokenizer_covers_sprites_captions_and_round_trips(tmp_path):
     from transformers import AutoTokenizer
 
-    from components.synthesize.sprites import heldout_specs, sample_spec, training_subjects
+    from components.sprites import heldout_specs, sample_spec, training_subjects
 
     captions = [sample_spec(0, s, i, j, j % 2 == 0).caption for i, s in enumerate(training_subjects(0, 60))
                 for j in range(4)] + [s.caption for s in heldout_specs(0, 60)]

@@ -231,7 +231,7 @@ def test_dvc_remote_filling_up_during_a_push_is_one_line(tmp_path):
     remote = tmp_path / "remote"
     remote.mkdir()
     script = ("import sys, logging; logging.basicConfig()\n"
-              "from components.validate.versioning import RemoteError, push\n"
+              "from components.dataset_versioning import RemoteError, push\n"
               "try: push(sys.argv[1], sys.argv[2])\n"
               "except RemoteError as err: print(err)\n")
     proc = run([sys.executable, "-c", script, str(dataset), str(remote)], {}, (("size=1536k", remote),))
@@ -246,7 +246,7 @@ def test_s3_remote_refusing_writes_is_one_line(s3, tmp_path, monkeypatch):
     import boto3
     from moto import settings
 
-    from components.validate.versioning import RemoteError, push
+    from components.dataset_versioning import RemoteError, push
 
     iam = boto3.client("iam", endpoint_url=s3.endpoint)
     iam.create_user(UserName="reader")

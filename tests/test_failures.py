@@ -61,7 +61,7 @@ def test_data_pull_restores_a_validated_dataset(tiny_dataset, run_config, tmp_pa
     assert (tmp_path / "restored" / "manifest.parquet").read_bytes() == (tiny_dataset / "manifest.parquet").read_bytes()
 
     # a failed pull leaves the destination as it was; a forced pull replaces it with exactly the version
-    from components.validate.versioning import RemoteError, content_hash, pull
+    from components.dataset_versioning import RemoteError, content_hash, pull
 
     busy = tmp_path / "busy"
     busy.mkdir()

@@ -12,8 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components.config import load_config  # noqa: E402
 from components.dataset import MANIFEST, file_md5  # noqa: E402
-from components.flow import is_static, static_filter, static_params, top_magnitude  # noqa: E402
-from components.synthesize import sprites as S  # noqa: E402
+from components.flow import STATIC_TOP_FRACTION, is_static, static_filter, static_params, top_magnitude  # noqa: E402
+from components import sprites as S  # noqa: E402
 from components.synthesize.backend import SampleError  # noqa: E402
 from components.synthesize.filters import static_scores  # noqa: E402
 from components.synthesize.synthesize import read_masks, run  # noqa: E402
@@ -42,8 +42,8 @@ def test_top_two_percent_magnitude():
     flow = np.zeros((10, 10, 2))
     flow[0, 0] = (3.0, 4.0)  # magnitude 5; int(0.02 * 100) = 2 -> mean of 5 and the next largest (0)
     flow[0, 1] = (0.0, 1.0)
-    assert top_magnitude(flow) == pytest.approx(3.0)
-    assert top_magnitude(np.zeros((4, 4, 2))) == 0.0  # fewer than 50 pixels: still the top one
+    assert top_magnitude(flow, STATIC_TOP_FRACTION) == pytest.approx(3.0)
+    assert top_magnitude(np.zeros((4, 4, 2)), STATIC_TOP_FRACTION) == 0.0  # fewer than 50 pixels: still the top one
 
 
 def test_static_filter_on_videos(tmp_path):

@@ -13,7 +13,8 @@ import json
 import numpy as np
 import pytest
 
-from components.synthesize.backend import Sample, SampleError, build_backend
+from components.synthesize.backend import Sample, SampleError
+from components.synthesize.backends import build_backend
 from components.synthesize.ingest import IngestBackend
 from components.synthesize.segment import GrabCutSegmenter, build_segmenter
 

@@ -10,8 +10,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root; the package is not installed
 
+from components import image_transforms as T  # noqa: E402
 from components.evaluate import metrics as M  # noqa: E402
-from components.flow import build_flow_estimator, pad_to_multiple_of_8  # noqa: E402
+from components.evaluate.metric_suite import evaluate_videos  # noqa: E402
+from components.evaluate.video_io import load_video  # noqa: E402
+from components.flow import (DYNAMIC_TOP_FRACTION, STATIC_TOP_FRACTION, build_flow_estimator,  # noqa: E402
+                             dynamic_check, dynamic_params, is_dynamic, pad_to_multiple_of_8, top_magnitude)
 from model.scoring import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ScoringEncoders  # noqa: E402
 
 
@@ -66,9 +70,9 @@ def moving_block(n_frames=16, step=3, size=64):
 # --- dynamic degree (§3.1) ---------------------------------------------------------------------------
 
 def test_dynamic_params_match_reference_examples():
-    assert M.dynamic_params(512, 512, 16) == (12.0, 4)
-    assert M.dynamic_params(480, 720, 49) == (11.25, 12)
-    assert M.dynamic_params(64, 64, 16) == (1.5, 4)
+    assert dynamic_params(512, 512, 16) == (12.0, 4)
+    assert dynamic_params(480, 720, 49) == (11.25, 12)
+    assert dynamic_params(64, 64, 16) == (1.5, 4)
     assert [M.frame_interval(f) for f in (0, 8, 16, 24, 30)] == [1, 1, 2, 3, 4]
 
 
@@ -114,7 +118,33 @@ def test_padding_and_top5_percent_score():
     assert (padded[1:31, 63] == frame[:, -1]).all()
     flow = np.zeros((10, 10, 2), np.float32)
     flow[..., 0] = np.arange(100).reshape(10, 10)  # top int(0.05*100)=5 magnitudes are 95..99
-    assert M.flow_score(flow) == pytest.approx(97.0)
+    assert top_magnitude(flow, DYNAMIC_TOP_FRACTION) == pytest.approx(97.0)
+
+
+def test_one_top_magnitude_rule_for_dynamic_degree_and_the_static_filter():
+    """VBench get_score: mean of the top k = max(1, int(fraction*H*W)) magnitudes, 5 % (dynamic) or 2 % (static)."""
+    flow = np.zeros((10, 10, 2), np.float32)
+    flow[..., 0] = np.arange(100).reshape(10, 10)
+    flow[0, 0] = (3.0, 4.0)  # magnitude 5, not 0
+    # 5 %: k = 5 -> 95..99; 2 %: k = 2 -> 98, 99
+    assert top_magnitude(flow, DYNAMIC_TOP_FRACTION) == 97.0
+    assert top_magnitude(flow, STATIC_TOP_FRACTION) == 98.5
+    # small maps, where int(fraction*H*W) is 0 and VBench's mean would be empty: the guard keeps k = 1 (the max)
+    small = np.zeros((3, 3, 2), np.float32)  # 9 px: int(0.45) = int(0.18) = 0
+    small[1, 2] = (6.0, 8.0)
+    small[0, 0] = (0.0, 2.0)
+    assert top_magnitude(small, DYNAMIC_TOP_FRACTION) == 10.0
+    assert top_magnitude(small, STATIC_TOP_FRACTION) == 10.0
+    # 19 px at 5 %: int(0.95) = 0 -> k = 1; 20 px: k = 1 without the guard too; 40 px: k = 2
+    line = np.zeros((1, 40, 2), np.float32)
+    line[0, :, 0] = np.arange(40)
+    assert top_magnitude(line[:, :19], DYNAMIC_TOP_FRACTION) == 18.0
+    assert top_magnitude(line[:, :20], DYNAMIC_TOP_FRACTION) == 19.0
+    assert top_magnitude(line, DYNAMIC_TOP_FRACTION) == 38.5
+    # the metric scores pairs with it over the 8-padded map: a 3x3 frame pads to 8x8 (64 px -> k = 3 at 5 %)
+    r = dynamic_check(np.zeros((2, 3, 3, 3), np.uint8), ScriptedFlow([2.0]))
+    assert r == (True, [2.0], 6.0 * 3 / 256, 0)  # count_num round(4*2/16) = 0: one pair is always dynamic
+    assert is_dynamic([], 1.0, 0) is False  # no pairs: never dynamic
 
 
 # --- subject / background consistency (§3.2, §3.3) ---------------------------------------------------
@@ -142,11 +172,11 @@ def test_frame_weighted_vs_video_weighted():
     assert M.aggregate_consistency([a, b], "frame") == pytest.approx(1.3 / 3)  # (0 + .3 + 1) / 3 terms
     assert M.aggregate_consistency([a, b], "video") == pytest.approx(0.575)  # (.15 + 1) / 2 videos
     samples = [{"frames": levels(10, 20, 30), "fps": 8}, {"frames": levels(10, 10), "fps": 8}]
-    summary, rows = M.evaluate_videos(samples, enc, metrics=["subject_consistency", "background_consistency"])
+    summary, rows = evaluate_videos(samples, enc, metrics=["subject_consistency", "background_consistency"])
     assert summary["subject_consistency"] == pytest.approx(1.3 / 3)
     assert summary["background_consistency"] == pytest.approx(1.3 / 3)
     assert [r["subject_consistency"] for r in rows] == pytest.approx([0.15, 1.0])
-    summary, _ = M.evaluate_videos(samples, enc, metrics=["subject_consistency"], consistency_weighting="video")
+    summary, _ = evaluate_videos(samples, enc, metrics=["subject_consistency"], consistency_weighting="video")
     assert summary["subject_consistency"] == pytest.approx(0.575)
 
 
@@ -173,10 +203,10 @@ def test_clip_i_dino_i_and_temporal_consistency():
 
 def test_transform_shapes():
     frames = np.zeros((2, 480, 720, 3), np.uint8)
-    assert M.dino_transform(frames, 224).shape == (2, 3, 224, 336)  # shorter side only, no crop
-    assert M.clip_transform(frames, 224).shape == (2, 3, 224, 224)
-    assert M.dreambooth_dino_transform(frames, 224).shape == (2, 3, 224, 224)
-    assert M.dreambooth_clip_transform(frames, 224).shape == (2, 3, 224, 224)
+    assert T.dino_transform(frames, 224).shape == (2, 3, 224, 336)  # shorter side only, no crop
+    assert T.clip_transform(frames, 224).shape == (2, 3, 224, 224)
+    assert T.dreambooth_dino_transform(frames, 224).shape == (2, 3, 224, 224)
+    assert T.dreambooth_clip_transform(frames, 224).shape == (2, 3, 224, 224)
 
 
 def test_evaluate_videos_with_tiny_encoders(tiny):
@@ -185,7 +215,7 @@ def test_evaluate_videos_with_tiny_encoders(tiny):
                 "prompt": "a dog on a beach", "references": (rng.random((2, 32, 32, 3)) * 255).astype(np.uint8)}
                for i in range(2)]
     samples[1].pop("prompt")
-    summary, rows = M.evaluate_videos(samples, tiny)
+    summary, rows = evaluate_videos(samples, tiny)
     assert set(summary) == set(M.METRICS)
     assert [r["id"] for r in rows] == ["v0", "v1"] and rows[1]["clip_t"] is None
     assert summary["clip_t"] == pytest.approx(rows[0]["clip_t"])  # only v0 has a prompt
@@ -239,10 +269,10 @@ def test_gif_refused_for_dynamic_degree_but_read_for_consistency(tmp_path):
                                     append_images=[Image.fromarray(f) for f in frames[1:]], duration=125, loop=0)
     with pytest.raises(NotImplementedError, match="GIF"):
         M.dynamic_degree_path(tmp_path / "v.gif")  # an existing GIF, not just the name
-    video = M.load_video(tmp_path / "v.gif")  # VBench's load_video reads GIFs for subject/background consistency
+    video = load_video(tmp_path / "v.gif")  # VBench's load_video reads GIFs for subject/background consistency
     assert video.shape == (4, 64, 64, 3) and video.dtype == np.uint8
     with pytest.raises(NotImplementedError):
-        M.load_video(tmp_path / "v.avi")
+        load_video(tmp_path / "v.avi")
     # a frame folder is VBench's other accepted input: all frames used, no fps sampling
     for i, f in enumerate(moving_block()):
         Image.fromarray(f).save(tmp_path / f"{i:03d}.png")
@@ -276,7 +306,7 @@ def test_text_video_samples_the_middle_of_8_segments():
 
 
 def test_text_video_transform_rounds_like_a_uint8_resize():
-    from components.evaluate.text_video import clip_transform_uint8
+    from components.image_transforms import clip_transform_uint8
 
     frames = (np.random.default_rng(3).random((2, 40, 60, 3)) * 255).astype(np.uint8)
     x = clip_transform_uint8(frames, 24)
@@ -284,7 +314,7 @@ def test_text_video_transform_rounds_like_a_uint8_resize():
     levels_ = (x * torch.tensor(CLIP_STD).view(1, 3, 1, 1) + torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)) * 255
     assert torch.allclose(levels_, levels_.round(), atol=1e-3)  # back on the uint8 grid
     assert levels_.min() >= -1e-3 and levels_.max() <= 255 + 1e-3
-    assert (x - M.clip_transform(frames, 24)).abs().max() > 0  # background consistency's float path differs
+    assert (x - T.clip_transform(frames, 24)).abs().max() > 0  # background consistency's float path differs
 
 
 def test_text_video_clip_meanpool_uses_only_the_sampled_frames():
@@ -341,8 +371,9 @@ def xclip_dir(tmp_path_factory):
 
 
 def test_text_video_xclip_from_config_path(xclip_dir):
-    from components.evaluate.text_video import (XClipTextVideo, build_text_video_scorer, clip_transform_uint8,
-                                                middle_frame_indices, text_video_score)
+    from components.evaluate.text_video import (XClipTextVideo, build_text_video_scorer, middle_frame_indices,
+                                                text_video_score)
+    from components.image_transforms import clip_transform_uint8
     from model.config import ScoringConfig
 
     scorer = build_text_video_scorer(ScoringConfig(text_video_path=str(xclip_dir)))
@@ -384,7 +415,7 @@ def test_text_video_default_scorer_and_evaluate_videos(tiny, xclip_dir, tmp_path
     samples = [{"frames": levels(*[10] * 8), "fps": 8, "prompt": "a dog"},
                {"frames": levels(*[10] * 4 + [20] * 4), "fps": 8, "prompt": "a dog"},
                {"frames": levels(*[20] * 8), "fps": 8}]  # no prompt: skipped
-    summary, rows = M.evaluate_videos(samples, enc, metrics=["text_video", "clip_t"])
+    summary, rows = evaluate_videos(samples, enc, metrics=["text_video", "clip_t"])
     assert [r["text_video"] for r in rows] == pytest.approx([1.0, 2 ** -0.5, None])
     assert summary["text_video"] == pytest.approx((1 + 2 ** -0.5) / 2)
     assert summary["clip_t"] == pytest.approx((1 + 0.5) / 2)  # per-frame mean: 1 and 0.5

@@ -78,7 +78,7 @@ def test_unreachable_server_buffers_locally_and_sync_uploads_once(run_config, ml
     import mlflow
     from mlflow import MlflowClient
 
-    from components.tracking_buffer import TrackingBufferedWarning, buffer_dir, buffer_uri, load_manifest
+    from components.tracking.buffer import TrackingBufferedWarning, buffer_dir, buffer_uri, load_manifest
 
     server = mlflow_server_handle
     server.stop()  # up for an earlier test: down again (the process keeps running behind it)
@@ -200,7 +200,8 @@ def test_steps_nest_under_one_pipeline_run_on_a_server(run_config, mlflow_server
 def test_sync_merges_buffered_steps_into_the_servers_pipeline_run(run_config, mlflow_server, monkeypatch, tmp_path):
     """Server up for validate and a first registration, down for train: sync hangs train under the
     server's parent; the offline gate never saw the server's champion, so champion stays put."""
-    from components.tracking_buffer import TrackingBufferedWarning, sync
+    from components.tracking.sync import sync
+    from components.tracking.buffer import TrackingBufferedWarning
     from mlflow_server import free_port
 
     monkeypatch.setenv("VIDCUSTOM_PIPELINE_RUN", "pipe-mixed")
@@ -227,7 +228,7 @@ def test_sync_merges_buffered_steps_into_the_servers_pipeline_run(run_config, ml
     # While one sync holds the buffer, a second one is refused instead of racing it.
     import fcntl
 
-    from components.tracking_buffer import buffer_dir
+    from components.tracking.buffer import buffer_dir
 
     with open(buffer_dir(offline.state) / ".sync.lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
@@ -247,7 +248,7 @@ def test_postgres_backed_server(run_config, mlflow_server_postgres, tmp_path):
 
 def test_a_corrupted_buffer_manifest_loses_no_runs(run_config, mlflow_server_handle, monkeypatch, tmp_path, capsys):
     """pending.json cut off mid-write (a full disk, a killed sync): sync rebuilds from the buffer store itself."""
-    from components.tracking_buffer import TrackingBufferedWarning, buffer_dir
+    from components.tracking.buffer import TrackingBufferedWarning, buffer_dir
 
     server = mlflow_server_handle
     server.stop()

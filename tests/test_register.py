@@ -8,7 +8,8 @@ import math
 import mlflow
 import pytest
 
-from components.register.register import checkpoint_sha256, run
+from components.register.register import run
+from components.registry import checkpoint_sha256
 
 NAME = "vidcustom"
 
@@ -174,7 +175,7 @@ def test_export_reuses_the_onnx_version_of_the_same_checkpoint(run_config, check
 def test_find_versions_falls_back_to_filtering_client_side():
     from types import SimpleNamespace
 
-    from components.register.register import find_versions
+    from components.registry import find_versions
 
     class Page(list):
         token = None
@@ -216,7 +217,7 @@ def test_champion_rerun_keeps_its_record_and_other_benchmarks_are_not_a_baseline
 def test_a_registration_race_keeps_the_first_version(run_config):
     """Two runs that both looked before either registered (a stale empty `existing`): the later creator
     sees the earlier version, deletes its own and reuses the earlier one."""
-    from components.register.register import CHECKPOINT_TAG, register_or_reuse
+    from components.registry import CHECKPOINT_TAG, register_or_reuse
 
     class Echo(mlflow.pyfunc.PythonModel):
         def predict(self, context, model_input):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from components.register.register import checkpoint_sha256
+from components.registry import checkpoint_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 # TSF, 8 + 6 steps, a checkpoint every 3: kills land between checkpoints, right after the stage boundary

@@ -46,7 +46,7 @@ def closed_port() -> int:
 
 
 def test_push_twice_then_pull_restores_identical_files(s3, dataset, tmp_path):
-    from components.validate.versioning import content_hash, pull, push, write_dvc_file
+    from components.dataset_versioning import content_hash, pull, push, write_dvc_file
 
     first = push(dataset, REMOTE)
     assert first.version == content_hash(dataset)[0] and first.remote == REMOTE
@@ -71,7 +71,7 @@ def test_push_twice_then_pull_restores_identical_files(s3, dataset, tmp_path):
 
 
 def test_cli_data_pull_with_endpoint_from_config(s3, dataset, tmp_path, monkeypatch, capsys):
-    from components.validate.versioning import push
+    from components.dataset_versioning import push
     from pipelines.cli import main
 
     version = push(dataset, REMOTE).version
@@ -88,7 +88,7 @@ def test_cli_data_pull_with_endpoint_from_config(s3, dataset, tmp_path, monkeypa
 def test_validate_module_pushes_to_s3(s3, dataset, tmp_path):
     """`python -m components.validate` end to end: validated, pushed to the bucket, the version printed."""
     from components.dataset import read_manifest, write_manifest
-    from components.validate.versioning import content_hash
+    from components.dataset_versioning import content_hash
 
     # make_dataset's rows are all "animal" and share subjects across splits; the suite wants every
     # category and no subject in both train and val.
@@ -111,7 +111,7 @@ def test_validate_module_pushes_to_s3(s3, dataset, tmp_path):
 
 
 def test_missing_version_bucket_and_credentials_are_named(s3, dataset, tmp_path, monkeypatch):
-    from components.validate.versioning import RemoteError, pull, push
+    from components.dataset_versioning import RemoteError, pull, push
 
     push(dataset, REMOTE)
     with pytest.raises(RemoteError, match="0{32}.dir is not in DVC remote 's3://bucket/dvc'"):
@@ -147,7 +147,7 @@ def _client_configs(monkeypatch) -> list[dict]:
 
 @pytest.mark.timeout(300)  # a hang guard only: botocore's defaults would retry for many minutes
 def test_unreachable_endpoint_fails_fast_naming_what_to_check(s3, dataset, tmp_path, monkeypatch):
-    from components.validate.versioning import S3_PROBE_ATTEMPTS, S3_PROBE_TIMEOUT_S, RemoteError, pull, push
+    from components.dataset_versioning import S3_PROBE_ATTEMPTS, S3_PROBE_TIMEOUT_S, RemoteError, pull, push
 
     dead = f"http://127.0.0.1:{closed_port()}"
     built = _client_configs(monkeypatch)

@@ -314,7 +314,8 @@ def test_segmenter_masks_and_refuses_when_nothing_is_detected(tiny_models, run_c
 
 # ------------------------------------------------------------------------------------- end to end
 def test_backend_end_to_end_is_deterministic(tiny_models, run_config, tmp_path):
-    from components.synthesize.backend import Sample, build_backend
+    from components.synthesize.backend import Sample
+    from components.synthesize.backends import build_backend
 
     # A wide subject (16 x 32 -> fits 32 x 32 as 16 x 32) leaves padding for the outpainting stage.
     csv = _subject_csv(tmp_path, [("wide.png", "cat", "animal"), ("tall.png", "vase", "static_object")],

@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root; the p
 from components.config import load_config  # noqa: E402
 from components.dataset import CATEGORIES, MANIFEST, MANIFEST_COLUMNS, resolve_inside  # noqa: E402
 from components.media import read_image, read_video, write_video  # noqa: E402
-from components.synthesize import sprites as S  # noqa: E402
-from components.synthesize import sprites_scoring as SC  # noqa: E402
+from components import sprites as S  # noqa: E402
+from components.sprites import scoring as SC  # noqa: E402
 from components.synthesize.filters import apply_filters, flow_score, score_samples  # noqa: E402
 from components.synthesize.sprites_backend import plan_specs as plan  # noqa: E402
 from components.synthesize.synthesize import SHARDS, read_ground_truth, run  # noqa: E402
@@ -396,5 +396,7 @@ def test_position_captions_name_where_the_subject_starts():
             assert y > 2 / 3 - 1 / 32
         if region == "centre":
             assert 1 / 3 - 1 / 32 < x < 2 / 3 + 1 / 32 and 1 / 3 - 1 / 32 < y < 2 / 3 + 1 / 32
+    from components.sprites.captions import _where_phrase as where_phrase
+
     plain = S.heldout_specs(0, 30, name_colour=False)
-    assert not any(S._where_phrase(s.subject, s.motion) in s.caption for s in plain)
+    assert not any(where_phrase(s.subject, s.motion) in s.caption for s in plain)

@@ -26,7 +26,7 @@ def _client(uri: str):
     that first, as a new process would."""
     from mlflow import MlflowClient
 
-    from components.tracking_failover import reset
+    from components.tracking.failover import reset
 
     reset()
     return MlflowClient(uri, uri)
@@ -43,13 +43,13 @@ def _steps(uri: str, pipeline_run: str) -> dict[str, list]:
 
 
 def _sync(state, uri: str | None = None) -> dict:
-    from components.tracking_buffer import sync
+    from components.tracking.sync import sync
 
     return sync(state, uri, retries=1, retry_wait_s=0.1)
 
 
 def _buffer_runs(state) -> list:
-    from components.tracking_buffer import buffer_uri
+    from components.tracking.buffer import buffer_uri
 
     client = _client(buffer_uri(state))
     return client.search_runs([client.get_experiment_by_name("vidcustom").experiment_id])
@@ -92,8 +92,9 @@ def test_outage_during_a_step_continues_in_the_buffer_and_sync_completes_the_run
     every metric point once, its params, tags, artifacts and FINISHED, under one FINISHED parent."""
     import mlflow
 
-    from components import tracking, tracking_liveness
-    from components.tracking_buffer import TrackingBufferedWarning, load_manifest
+    from components import tracking
+    from components.tracking import liveness as tracking_liveness
+    from components.tracking.buffer import TrackingBufferedWarning, load_manifest
 
     server, pipeline_run = mlflow_server, f"pipe-{fault}"
     monkeypatch.setenv("VIDCUSTOM_PIPELINE_RUN", pipeline_run)
@@ -195,7 +196,7 @@ def test_outage_in_the_registry(fault, run_config, mlflow_server, monkeypatch, t
     from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository
 
     from components.tracking import step_run
-    from components.tracking_buffer import TrackingBufferedWarning
+    from components.tracking.buffer import TrackingBufferedWarning
 
     server, model = mlflow_server, f"vidcustom-registry-{fault.replace('_', '-')}"
     upload, sent, in_step = HttpArtifactRepository.log_artifact, [], [True]
@@ -253,7 +254,7 @@ def test_outage_at_the_pipeline_end(run_config, mlflow_server, monkeypatch, tmp_
     import mlflow
 
     from components.tracking import begin_pipeline, end_pipeline, step_run
-    from components.tracking_buffer import TrackingBufferedWarning
+    from components.tracking.buffer import TrackingBufferedWarning
 
     server = mlflow_server
     monkeypatch.setenv("VIDCUSTOM_PIPELINE_RUN", "pipe-end")
@@ -288,8 +289,8 @@ def test_outage_after_register_numbered_its_version_then_export_offline(run_conf
 
     from components.export.export import run as export
     from components.register.register import run as register
-    from components.tracking_buffer import TrackingBufferedWarning
-    from components.tracking_failover import reset
+    from components.tracking.buffer import TrackingBufferedWarning
+    from components.tracking.failover import reset
     from model.config import model_config
     from model.pipeline import SugarPipeline
 
@@ -350,7 +351,7 @@ def test_documented_env_setup_uploads_to_the_server_once(run_config, mlflow_serv
     import mlflow
 
     from components.tracking import configure, step_run
-    from components.tracking_buffer import TrackingBufferedWarning, load_manifest
+    from components.tracking.buffer import TrackingBufferedWarning, load_manifest
     from pipelines.cli import main
 
     server = mlflow_server_handle
@@ -388,7 +389,8 @@ def test_sync_never_targets_the_buffer(run_config, mlflow_server, monkeypatch, t
     import mlflow
 
     from components.tracking import configure, step_run
-    from components.tracking_buffer import TrackingBufferedWarning, _manifest, buffer_uri, sync
+    from components.tracking.sync import sync
+    from components.tracking.buffer import TrackingBufferedWarning, _manifest, buffer_uri
     from mlflow_server import free_port
 
     monkeypatch.setenv("VIDCUSTOM_PIPELINE_RUN", "pipe-legacy")
@@ -425,9 +427,9 @@ def test_an_interrupted_sync_resumes_without_duplicates(run_config, mlflow_serve
     next sync finishes: one run per step, each metric point once."""
     import mlflow
 
-    from components import tracking_sync
+    from components.tracking import sync as tracking_sync
     from components.tracking import step_run
-    from components.tracking_buffer import TrackingBufferedWarning
+    from components.tracking.buffer import TrackingBufferedWarning
 
     server = mlflow_server
     monkeypatch.setenv("VIDCUSTOM_PIPELINE_RUN", "pipe-resume")
@@ -441,7 +443,7 @@ def test_an_interrupted_sync_resumes_without_duplicates(run_config, mlflow_serve
                     mlflow.log_metric("loss", 1.0 / (i + 1), step=i)
     finally:
         server.start()
-    from components import tracking_failover
+    from components.tracking import failover as tracking_failover
 
     tracking_failover.reset()  # evaluate runs in a process of its own, as in a pipeline
     with pytest.warns(TrackingBufferedWarning, match="earlier in pipeline run pipe-resume"):
@@ -481,7 +483,7 @@ def test_killed_failed_and_terminated_runs_never_stay_running(run_config, monkey
     import mlflow
 
     from components.tracking import step_run
-    from components.tracking_liveness import OWNER_TAG
+    from components.tracking.tags import OWNER_TAG
 
     monkeypatch.setenv("VIDCUSTOM_PIPELINE_RUN", "pipe-killed")
     cfg = run_config()

@@ -65,7 +65,7 @@ def expect_failure(dataset: Path, tmp_path: Path, cfg):
 
 def test_good_dataset_passes_is_pushed_and_pulled_back(dataset, tmp_path, cfg):
     from components.validate import run
-    from components.validate.versioning import pull
+    from components.dataset_versioning import pull
 
     result = run(dataset, tmp_path / "report", cfg)
     assert result.success and result.n_rows == 8 and not result.failed_expectations and not result.media_failures
@@ -94,7 +94,7 @@ def test_good_dataset_passes_is_pushed_and_pulled_back(dataset, tmp_path, cfg):
 
 
 def test_hash_follows_content_not_location(dataset, tmp_path):
-    from components.validate.versioning import content_hash
+    from components.dataset_versioning import content_hash
 
     version, nfiles, _ = content_hash(dataset)
     copy = Path(shutil.copytree(dataset, tmp_path / "elsewhere"))
@@ -108,7 +108,7 @@ def test_hash_follows_content_not_location(dataset, tmp_path):
 
 def test_hash_and_remote_are_what_dvc_itself_uses(dataset, tmp_path):
     """`dvc add` computes the same version, and `dvc pull` of our dataset.dvc restores from our remote."""
-    from components.validate.versioning import push, write_dvc_file
+    from components.dataset_versioning import push, write_dvc_file
 
     pushed = push(dataset, str(tmp_path / "remote"))
     repo = tmp_path / "repo"
@@ -201,7 +201,7 @@ def test_push_off_still_versions(dataset, tmp_path, run_config):
 
 
 def test_unusable_remote_is_named(dataset, tmp_path):
-    from components.validate.versioning import RemoteError, pull, push
+    from components.dataset_versioning import RemoteError, pull, push
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

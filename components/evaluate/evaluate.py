@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from components import sprites
 from components.config import RunConfig
 
 log = logging.getLogger(__name__)
@@ -28,26 +29,14 @@ PAPER_METRICS = ("dino_i", "clip_i", "clip_t", "text_video", "dynamic_degree", "
                  "background_consistency", "temporal_consistency")
 
 
-def heldout_specs_for(cfg: RunConfig, n: int) -> list:
-    """The held-out evaluation specs, drawn with the same caption and size conventions as the training data."""
-    from components.synthesize.sprites import heldout_specs
-
-    s = cfg.synthesize
-    return heldout_specs(cfg.evaluate.seed, n, s.caption_colour, s.subject_size, s.motions, s.caption_position)
-
-
 def generate_videos(pipe, specs, cfg: RunConfig, **kw) -> tuple[np.ndarray, np.ndarray]:
-    from components.synthesize.sprites import generate
-
     m = pipe.config
-    idents = np.stack([generate(s, m.height, m.width, m.num_frames)[0] for s in specs])
+    idents = np.stack([sprites.generate(s, m.height, m.width, m.num_frames)[0] for s in specs])
     return idents, generate_for_cases(pipe, idents, [s.caption for s in specs], cfg, **kw)
 
 
 def sprites_table(videos: np.ndarray, specs) -> list[dict]:
-    from components.synthesize.sprites_scoring import sprites_scores
-
-    return [sprites_scores(v, s) for v, s in zip(videos, specs)]
+    return [sprites.sprites_scores(v, s) for v, s in zip(videos, specs)]
 
 
 def _mean(rows: list[dict], key: str) -> float:
@@ -136,7 +125,7 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
     import pandas as pd
 
     from components.evaluate.benchmarks import load_benchmark
-    from components.evaluate.metrics import evaluate_videos
+    from components.evaluate.metric_suite import evaluate_videos
     from components.evaluate.text_video import build_text_video_scorer
     from components.flow import build_flow_estimator
     from components.media import write_image, write_video
@@ -154,7 +143,7 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
     pipe = SugarPipeline.from_pretrained(checkpoint_dir)
     judges = ScoringEncoders(cfg.scoring)
     if bench.kind == "sprites":
-        specs = heldout_specs_for(cfg, cfg.evaluate.num_samples)
+        specs = sprites.heldout_specs_for(cfg, cfg.evaluate.num_samples)
         cases = [{"sample_id": s.sample_id, "subject_id": s.subject.subject_id, "category": s.subject.category,
                   "caption": s.caption} for s in specs]
         idents, videos = generate_videos(pipe, specs, cfg)

@@ -7,7 +7,7 @@ The reference (VBench `overall_consistency.py` with ViCLIP-InternVid-10M-FLT):
    uint8 (decord's torch bridge). Shorter videos are padded with their last index (`middle_frame_indices`).
 2. `clip_transform(224)` on those uint8 frames: bicubic Resize of the shorter side (antialias=False) -- on a
    uint8 tensor, so torchvision rounds and clamps the result back to uint8 --, CenterCrop(224), /255, CLIP
-   normalisation (`clip_transform_uint8`).
+   normalisation (`components.image_transforms.clip_transform_uint8`).
 3. Video feature and text feature, each L2-normalised; the per-video score is their dot product (no
    temperature, no clamping); the dimension score is the mean over videos (`text_video_mean`).
 
@@ -37,13 +37,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from components.image_transforms import clip_transform_uint8
 from model.scoring import CLIP_MEAN, CLIP_STD
 
 NUM_FRAMES = 8  # VBench overall_consistency: read_frames_decord_by_fps(num_frames=8, sample="middle")
 
 
 # ---------------------------------------------------------------------------------------------------
-# Frame sampling and preprocessing
+# Frame sampling (the preprocessing is `components.image_transforms.clip_transform_uint8`)
 # ---------------------------------------------------------------------------------------------------
 
 def middle_frame_indices(vlen: int, num_frames: int = NUM_FRAMES) -> list[int]:
@@ -67,22 +68,6 @@ def sample_middle_frames(video: np.ndarray, num_frames: int = NUM_FRAMES) -> np.
     if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
         raise ValueError(f"expected a uint8 video (T, H, W, 3), got {video.dtype} {video.shape}")
     return video[middle_frame_indices(len(video), num_frames)]
-
-
-def clip_transform_uint8(frames: np.ndarray, size: int, mean=CLIP_MEAN, std=CLIP_STD) -> torch.Tensor:
-    """VBench `clip_transform(size)` applied to uint8 frames, as overall_consistency does: (N, H, W, 3) -> (N, 3, size, size).
-
-    Bicubic resize of the shorter side (antialias=False), rounded and clamped back to uint8 levels (torchvision
-    on a uint8 tensor), CenterCrop, /255, normalisation. Background consistency reads float frames instead, so
-    its `metrics.clip_transform` does not round.
-    """
-    from components.evaluate.metrics import _center_crop, _normalize, _resize_shorter
-
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
-    resized = _resize_shorter(x, size, "bicubic", False)
-    if resized is not x:
-        resized = resized.clamp(0, 255).round()
-    return _normalize(_center_crop(resized, size) / 255.0, mean, std)
 
 
 # ---------------------------------------------------------------------------------------------------

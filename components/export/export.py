@@ -11,12 +11,10 @@ import numpy as np
 
 from components.config import RunConfig
 
-ONNX_REQUIREMENTS = ["onnxruntime==1.31.1", "transformers==5.23.0", "numpy", "pandas", "av", "pillow", "pydantic>=2"]
 
 
 def _cases(cfg: RunConfig) -> list[tuple[np.ndarray, str]]:
-    from components.evaluate.evaluate import heldout_specs_for
-    from components.synthesize.sprites import generate
+    from components.sprites import generate, heldout_specs_for
 
     m = cfg.model
     return [(generate(s, m.height, m.width, m.num_frames)[0], s.caption) for s in heldout_specs_for(cfg, 2)]
@@ -30,11 +28,12 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
     from components.export.parity import parity_report
     from components.export.pyfunc import OnnxSugarPyfunc
     from components.export.sampler import OnnxSugarSampler
-    from components.register.register import (CHECKPOINT_TAG, CODE_PATHS, checkpoint_sha256, find_versions,
-                                              metrics_from_tags, register_or_reuse, set_aliases, version_tags)
+    from components.registry import (CHECKPOINT_TAG, CODE_PATHS, ONNX_REQUIREMENTS_DISTS, checkpoint_sha256,
+                                     find_versions, metrics_from_tags, register_or_reuse, requirement_pins,
+                                     set_aliases, version_tags)
     from components.serving import input_example, signature
     from components.tracking import logs_to_buffer, step_run
-    from components.tracking_failover import SERVER_NUMBERS_TAG
+    from components.tracking.tags import SERVER_NUMBERS_TAG
     from model.pipeline import SugarPipeline
 
     out = Path(output_dir)
@@ -76,7 +75,7 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
         version, reused = register_or_reuse(client, name, existing, tags, lambda: mlflow.pyfunc.log_model(
             name="onnx_model", python_model=OnnxSugarPyfunc(), artifacts={"onnx": str(out)},
             code_paths=CODE_PATHS, signature=signature(),
-            input_example=input_example(cfg.model.height, cfg.model.width), pip_requirements=ONNX_REQUIREMENTS),
+            input_example=input_example(cfg.model.height, cfg.model.width), pip_requirements=requirement_pins(*ONNX_REQUIREMENTS_DISTS)),
             key=tuple(key))
         mlflow.set_tags({"model_version": version, "reused": str(reused).lower(),
                          CHECKPOINT_TAG: key[CHECKPOINT_TAG]})

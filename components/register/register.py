@@ -5,136 +5,23 @@ The gate (components/register/gate.py) compares the evaluation with floors, must
 champion's metrics (no regression beyond register.tolerance). Its decision and reasons land on the model
 version (tags `gate`, `gate_reasons`, the description) and on the step's run (`gate.json`).
 
-Idempotent per checkpoint: every version is tagged with `checkpoint_sha256`, the content hash of the
-checkpoint directory; registering a checkpoint whose hash is already a version of the model reuses that
-version (new gate decision, tags and aliases applied to it) instead of creating a duplicate.
+Idempotent per checkpoint (components/registry.py): registering a checkpoint whose content hash is already a
+version of the model reuses that version (new gate decision, tags and aliases applied to it).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import math
 from pathlib import Path
 
 from components.config import RunConfig
+from components.registry import (CHECKPOINT_TAG, CODE_PATHS, MAX_TAG_CHARS, METRIC_TAG_PREFIX,
+                                 TORCH_REQUIREMENTS_DISTS, checkpoint_meta, checkpoint_sha256, current_champion,
+                                 find_versions, metrics_from_tags, register_or_reuse, requirement_pins, set_aliases,
+                                 version_tags)
 
 log = logging.getLogger(__name__)
-
-REPO = Path(__file__).resolve().parents[2]
-# Code the pyfunc needs at load time, shipped with the model so a plain `mlflow models serve` works.
-CODE_PATHS = [str(REPO / "model"), str(REPO / "components")]
-TORCH_REQUIREMENTS = ["torch==2.13.0", "diffusers==0.42.1", "transformers==5.23.0", "safetensors", "av", "pillow",
-                      "pydantic>=2", "pandas", "numpy", "pyyaml"]
-CHECKPOINT_TAG = "checkpoint_sha256"
-METRIC_TAG_PREFIX = "metric."
-MAX_TAG_CHARS = 4000  # well under the stores' tag value limits
-_CHUNK = 1 << 20
-
-
-def checkpoint_meta(checkpoint_dir: str | Path) -> dict:
-    from model.pipeline import CHECKPOINT_META
-
-    path = Path(checkpoint_dir) / CHECKPOINT_META
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: {checkpoint_dir} is not a vidcustom checkpoint")
-    return json.loads(path.read_text())
-
-
-def checkpoint_sha256(checkpoint_dir: str | Path) -> str:
-    """Content hash of a checkpoint directory: sha256 over every file, in sorted relative-path order, of
-    (path, size, bytes). Nothing is excluded, so any change to weights, configs or vidcustom.json changes it;
-    where the directory lives and file timestamps do not."""
-    root = Path(checkpoint_dir)
-    if not root.is_dir():
-        raise NotADirectoryError(f"checkpoint {root} is not a directory")
-    files = sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
-    if not files:
-        raise FileNotFoundError(f"checkpoint {root} holds no files")
-    h = hashlib.sha256()
-    for path in files:
-        rel = path.relative_to(root).as_posix().encode()
-        h.update(len(rel).to_bytes(8, "big") + rel + path.stat().st_size.to_bytes(8, "big"))
-        with path.open("rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
-    return h.hexdigest()
-
-
-def _metric_tag(value: float) -> str:
-    return repr(float(value))  # shortest exact round-trip: the champion comparison reads these back
-
-
-def version_tags(meta: dict, data_version: str | None, metrics: dict) -> dict[str, str]:
-    """Tags from the checkpoint's own record (what was trained), not from the registering step's config."""
-    from components.tracking import git_commit
-
-    tags = {"data_version": str(data_version or meta.get("data_version")), "git_commit": git_commit(),
-            "preset": str(meta.get("preset")), "method": str(meta.get("method")),
-            "attention_design": str(meta.get("attention_design")),
-            "training_stage": str(meta.get("training_stage"))}
-    tags.update({f"{METRIC_TAG_PREFIX}{k}": _metric_tag(v) for k, v in metrics.items()
-                 if isinstance(v, (int, float)) and not isinstance(v, bool)})
-    return tags
-
-
-def metrics_from_tags(tags: dict[str, str]) -> dict[str, float]:
-    """A version's `metric.<name>` tags back as floats (unparseable values read as NaN, which fails a rule)."""
-    out = {}
-    for k, v in tags.items():
-        if k.startswith(METRIC_TAG_PREFIX):
-            try:
-                out[k.removeprefix(METRIC_TAG_PREFIX)] = float(v)
-            except ValueError:
-                out[k.removeprefix(METRIC_TAG_PREFIX)] = math.nan
-    return out
-
-
-def set_aliases(client, name: str, version: str, champion: bool) -> list[str]:
-    aliases = ["challenger"] + (["champion"] if champion else [])
-    for alias in aliases:
-        client.set_registered_model_alias(name, alias, version)
-    return aliases
-
-
-def find_versions(client, name: str, tags: dict[str, str]) -> list:
-    """Versions of registered model `name` carrying all of `tags`, oldest first ([] when the model does
-    not exist yet). Uses the registry's tag filter, falling back to listing and filtering client-side."""
-    def quote(s: str) -> str:
-        return "'" + str(s).replace("'", "\\'") + "'"
-
-    flt = " and ".join([f"name = {quote(name)}"] + [f"tags.`{k}` = {quote(v)}" for k, v in tags.items()])
-    try:
-        found = _all_versions(client, flt)
-    except Exception as err:  # a store without tag filters
-        log.debug("tag filter %r not supported (%s); listing versions of %s", flt, err, name)
-        found = [v for v in _all_versions(client, f"name = {quote(name)}")
-                 if all(v.tags.get(k) == str(val) for k, val in tags.items())]
-    return sorted((v for v in found if v.name == name), key=lambda v: int(v.version))
-
-
-def _all_versions(client, flt: str) -> list:
-    out, token = [], None
-    while True:
-        page = client.search_model_versions(flt, page_token=token)
-        out.extend(page)
-        token = page.token
-        if not token:
-            return out
-
-
-def current_champion(client, name: str):
-    """The version holding `champion` now, or None (no such model, or no champion yet)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(name, "champion")
-    except MlflowException as err:
-        if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
-
 
 EVALUATION_FILE = "evaluation.json"  # written by the evaluate step: what the metrics were measured on
 COMPARABLE_KEYS = ("benchmark", "plumbing_only", "text_video_model", "dynamic_degree_flow")
@@ -167,36 +54,6 @@ def gate_description(passed: bool, reasons: list[str], rules: dict, sha: str, ch
     lines += [f"- {r}" for r in reasons]
     lines += ["Rules: " + json.dumps(rules, sort_keys=True), f"Checkpoint sha256: {sha}"]
     return "\n".join(lines)
-
-
-def register_or_reuse(client, name: str, existing: list, tags: dict[str, str], log_model,
-                      key: tuple[str, ...] = (CHECKPOINT_TAG,)) -> tuple[str, bool]:
-    """The version for this checkpoint and whether it already existed: the existing one (its tags
-    re-applied), or a new one registered from `log_model()` (returns the logged model's info) with `tags`
-    set at creation, so a version never exists without its checkpoint hash.
-
-    Two runs registering the same checkpoint at once both find none and both create one. The registry has
-    no unique constraint to lean on, so each creator looks again afterwards and the oldest version with the
-    key wins; a later one deletes itself and reuses the winner. Works the same on SQLite and on a server."""
-    import mlflow
-
-    if not existing:
-        mine = str(mlflow.register_model(log_model().model_uri, name, tags=tags).version)
-        same = find_versions(client, name, {k: tags[k] for k in key})
-        if not same or str(same[0].version) == mine:
-            return mine, False
-        log.warning("another run registered checkpoint %s as %s version %s meanwhile: deleting duplicate "
-                    "version %s", tags.get(CHECKPOINT_TAG, "?")[:12], name, same[0].version, mine)
-        client.delete_model_version(name, mine)
-        existing = same
-    version = str(existing[0].version)
-    log.info("checkpoint %s is already %s version %s: reusing it", tags.get(CHECKPOINT_TAG, "?")[:12], name, version)
-    for k, v in tags.items():
-        # A version's metric.* tags stay those of its first evaluation: rewriting them on every re-run
-        # would let a champion's no-regression baseline drift down by up to the tolerance each time.
-        if not k.startswith(METRIC_TAG_PREFIX) or k not in existing[0].tags:
-            client.set_model_version_tag(name, version, k, v)
-    return version, True
 
 
 def run(checkpoint_dir: str | Path, evaluation_dir: str | Path, cfg: RunConfig, data_version: str | None = None) -> dict:
@@ -257,7 +114,7 @@ def run(checkpoint_dir: str | Path, evaluation_dir: str | Path, cfg: RunConfig, 
         version, reused = register_or_reuse(client, name, existing, tags, lambda: mlflow.pyfunc.log_model(
             name="model", python_model=SugarPyfunc(), artifacts={"checkpoint": str(checkpoint_dir)},
             code_paths=CODE_PATHS, signature=signature(),
-            input_example=input_example(cfg.model.height, cfg.model.width), pip_requirements=TORCH_REQUIREMENTS))
+            input_example=input_example(cfg.model.height, cfg.model.width), pip_requirements=requirement_pins(*TORCH_REQUIREMENTS_DISTS)))
         client.update_model_version(name, version, description=gate_description(
             passed, reasons, rules, sha, f"v{champ.version}" if champ is not None else None))
         set_aliases(client, name, version, passed)

@@ -1,4 +1,4 @@
-"""The interface every synthesis backend implements, and the registry that picks one from the config.
+"""The interface every synthesis backend implements (the registry that picks one is `backends.py`).
 
 The synthesize step owns everything that is the same for every backend: shards, worker processes,
 resume, the shared filters, the manifest. A backend only plans jobs and turns one job into a sample:
@@ -9,7 +9,7 @@ resume, the shared filters, the manifest. A backend only plans jobs and turns on
                                  drop this job with a reason (recorded, never fatal)
     fingerprint()  -> dict       what, beyond the job list, changes a sample's bytes (model paths, ...)
 
-Backends are built once per worker process from the run config (`build_backend`), so heavy models
+Backends are built once per worker process from the run config (`backends.build_backend`), so heavy models
 load once per process, not once per sample.
 """
 
@@ -51,21 +51,3 @@ class Backend(Protocol):
     def generate(self, job: Job) -> Sample: ...
 
     def fingerprint(self) -> dict: ...
-
-
-def build_backend(cfg) -> Backend:
-    """The backend `cfg.synthesize.backend` names, configured from the run config."""
-    name = cfg.synthesize.backend
-    if name == "sprites":
-        from .sprites_backend import SpritesBackend
-
-        return SpritesBackend(cfg)
-    if name == "diffusers":
-        from .scale.backend import DiffusersBackend
-
-        return DiffusersBackend(cfg)
-    if name == "ingest":
-        from .ingest import IngestBackend
-
-        return IngestBackend(cfg)
-    raise ValueError(f"synthesize.backend={name!r} is unknown; choose sprites, diffusers or ingest")

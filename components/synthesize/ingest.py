@@ -36,8 +36,9 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from components.sample_rules import subject_on_white, val_subject_indices
+
 from .backend import Job, Sample, SampleError
-from .common import subject_on_white, val_subject_indices
 
 # Bump when clip choice, resampling, cropping, GrabCut or recorded messages change: old shards are not reused.
 # 2: relative paths in messages, clips with an empty start window refused, the shared val-split rule.
@@ -161,7 +162,7 @@ class IngestBackend:
         """
         from components.media import MediaError, probe_video, read_video_frames
 
-        from .common import seeded_rng
+        from components.sample_rules import seeded_rng
 
         m, ingest = self.cfg.model, self.cfg.synthesize.ingest
         sid, video = job["sample_id"], job["video"]

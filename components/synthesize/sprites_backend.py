@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from . import sprites
+from components import sprites
+from components.sample_rules import synthetic_indices, val_subject_indices
+
 from .backend import Job, Sample
-from .common import synthetic_indices, val_subject_indices
 
 
 def plan_specs(cfg) -> list[tuple[sprites.SampleSpec, str]]:

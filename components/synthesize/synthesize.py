@@ -35,10 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
+from components import sprites
 from components.dataset import MANIFEST_COLUMNS, file_md5, write_manifest
 
-from . import sprites
-from .backend import SampleError, build_backend
+from .backend import SampleError
+from .backends import build_backend
 
 log = logging.getLogger(__name__)
 

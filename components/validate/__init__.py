@@ -4,6 +4,7 @@ dataset's DVC version pushed to a remote. `run` lives in .validate; the CLI in _
 Module level stays light (no GX/DVC imports) so `vidcustom --help` and KFP compilation start fast.
 """
 
-from .validate import ValidationFailed, ValidationResult, run
+from .result import ValidationFailed, ValidationResult
+from .validate import run
 
 __all__ = ["ValidationFailed", "ValidationResult", "run"]

@@ -1,4 +1,5 @@
-"""The human-readable validation report: report.md, and the summary block put on top of GX's HTML page.
+"""The human-readable validation report: report.md, and the summary block put on top of GX's HTML page
+(templates/summary.html.j2; templates/page.html.j2 wraps it when there is no GX page).
 
 Both say which expectations failed on how many rows (with sample_ids) and which media checks failed,
 naming the sample and the file, so the person who broke the data can go straight to it.
@@ -6,13 +7,18 @@ naming the sample and the file, so the person who broke the data can go straight
 
 from __future__ import annotations
 
-import html
+import functools
 import re
 from collections import defaultdict
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from markupsafe import Markup
+
 if TYPE_CHECKING:
-    from .validate import ValidationResult
+    from .result import ValidationResult
+
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 def _cell(value) -> str:
@@ -77,45 +83,26 @@ def render_markdown(result: ValidationResult, limit: int) -> str:
 
 
 def render_html_summary(result: ValidationResult, limit: int) -> str:
-    """A self-contained block (inline styles only: the GX page's CSS comes from CDNs that may be offline)."""
-    e = html.escape
-    colour = "#1a7f37" if result.success else "#cf222e"
-    verdict = "PASSED" if result.success else "FAILED"
-    td = 'style="border:1px solid #ccc;padding:2px 6px;vertical-align:top"'
-    parts = [f'<div style="font-family:sans-serif;margin:1em;padding:1em;border:2px solid {colour}">',
-             f'<h2 style="color:{colour}">vidcustom dataset validation: {verdict}</h2>',
-             '<table style="border-collapse:collapse">']
-    parts += [f"<tr><th {td}>{e(k)}</th><td {td}>{e(v)}</td></tr>" for k, v in overview(result)]
-    parts.append("</table>")
-    if result.error:
-        parts.append(f"<h3>Manifest unreadable</h3><p>{e(result.error)}</p>")
-    if result.failed_expectations:
-        names = ("expectation", "column", "failing rows", "sample_ids", "observed")
-        heads = "".join(f"<th {td}>{h}</th>" for h in names)
-        parts.append(f'<h3>Failed expectations</h3><table style="border-collapse:collapse"><tr>{heads}</tr>')
-        for o in result.failed_expectations:
-            rows = "—" if o.failed_rows is None else o.failed_rows
-            cells = (o.description, o.column or "table", rows, _ids(o.sample_ids, o.failed_rows), o.observed or "")
-            parts.append("<tr>" + "".join(f"<td {td}>{e(str(c))}</td>" for c in cells) + "</tr>")
-        parts.append("</table>")
-    if result.media_failures:
-        heads = "".join(f"<th {td}>{h}</th>" for h in ("sample_id", "check", "message"))
-        parts.append(f'<h3>Failed media checks</h3><table style="border-collapse:collapse"><tr>{heads}</tr>')
-        for check, (count, shown) in _media_by_check(result, limit).items():
-            parts += [f"<tr><td {td}>{e(f.sample_id)}</td><td {td}>{e(check)}</td><td {td}>{e(f.message)}</td></tr>"
-                      for f in shown]
-            if count > len(shown):
-                parts.append(f"<tr><td {td}>…</td><td {td}>{e(check)}</td><td {td}>{count - len(shown)} more samples"
-                             "</td></tr>")
-        parts.append("</table>")
-    parts.append("<p>The Great Expectations result for the manifest follows.</p></div>")
-    return "\n".join(parts)
+    """A self-contained block (inline styles only: the GX page's CSS comes from CDNs that may be offline),
+    rendered from templates/summary.html.j2 with every value escaped. A plain str (not Markup), so that
+    concatenating it with other HTML does not escape that HTML."""
+    return str(_environment().get_template("summary.html.j2").render(
+        result=result, overview=overview(result), media_by_check=_media_by_check(result, limit), ids=_ids))
 
 
 def inject_summary(page: str, summary: str) -> str:
-    """Put the summary block right after the GX page's <body> tag (or wrap it, for a page-less failure)."""
+    """Put the summary block right after the GX page's <body> tag (or wrap it, for a page-less failure).
+    Both are HTML already: `page` is GX's rendered validation page, `summary` render_html_summary's block."""
     match = re.search(r"<body[^>]*>", page)
     if not match:
-        return f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>vidcustom validation</title></head>" \
-               f"<body>{summary}{page}</body></html>"
-    return page[:match.end()] + summary + page[match.end():]
+        return _environment().get_template("page.html.j2").render(summary=Markup(summary), page=Markup(page))
+    return str(page[:match.end()]) + str(summary) + str(page[match.end():])
+
+
+@functools.cache
+def _environment():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+                              autoescape=jinja2.select_autoescape(("html", "html.j2"), default=True),
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)

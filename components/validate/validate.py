@@ -6,18 +6,18 @@ before anything is hashed or pushed, so a remote only ever holds validated versi
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from components.dataset import MANIFEST, read_manifest
 
-from .media_checks import MediaFailure, check_media
-from .suite import SUITE_NAME, ExpectationOutcome
+from .media_checks import check_media
+from .result import ValidationFailed, ValidationResult
+
+__all__ = ["ValidationFailed", "ValidationResult", "run"]
 
 if TYPE_CHECKING:
     from components.config import RunConfig
@@ -32,62 +32,6 @@ RESULT_JSON = "validation.json"
 DVC_FILE = "dataset.dvc"
 
 
-@dataclass
-class ValidationResult:
-    """The Validation result contract (DESIGN.md). Paths point into the report directory."""
-
-    success: bool
-    dataset_dir: Path
-    n_rows: int
-    n_expectations: int
-    failed_expectations: list[ExpectationOutcome]
-    media_failures: list[MediaFailure]
-    gx_result: Path  # Great Expectations ExpectationSuiteValidationResult, JSON
-    data_docs: Path  # GX Data Docs site index (built by GX's SiteBuilder)
-    report_html: Path  # one self-contained page: our summary + GX's rendered validation page (KFP HTML artifact)
-    report_md: Path
-    suite_name: str = SUITE_NAME
-    dvc_hash: str | None = None  # "<md5>.dir" once validated (and pushed when validate.push)
-    remote: str | None = None  # where it was pushed; None when validate.push is off
-    uploaded: int | None = None  # objects sent to the remote by this run (0: content was already there)
-    dvc_file: Path | None = None
-    error: str | None = None  # the manifest could not be read at all
-
-    def summary(self) -> str:
-        head = (f"dataset {self.dataset_dir} ({self.n_rows} rows) {'passed' if self.success else 'FAILED'} "
-                f"validation: {len(self.failed_expectations)} of {self.n_expectations} expectations failed, "
-                f"{len(self.media_failures)} media check failures")
-        lines = [head]
-        if self.error:
-            lines.append(f"  manifest: {self.error}")
-        for o in self.failed_expectations:
-            rows = "" if o.failed_rows is None else f" on {o.failed_rows} rows"
-            ids = f" (e.g. {', '.join(o.sample_ids[:5])})" if o.sample_ids else ""
-            obs = f" [{o.observed}]" if o.observed and not o.sample_ids else ""
-            lines.append(f"  - {o.description}{rows}{ids}{obs}")
-        for f in self.media_failures[:10]:
-            lines.append(f"  - {f.sample_id}: {f.check}: {f.message}")
-        if len(self.media_failures) > 10:
-            lines.append(f"  - ... {len(self.media_failures) - 10} more media failures")
-        if self.dvc_hash:
-            lines.append(f"  version {self.dvc_hash}" + (f" pushed to {self.remote}" if self.remote else ""))
-        lines.append(f"  report: {self.report_md}")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["media_failures"] = [f._asdict() for f in self.media_failures]
-        return json.loads(json.dumps(d, default=str))  # Paths -> str
-
-
-class ValidationFailed(ValueError):
-    """The dataset failed validation; `result` holds the details, the report files are already written."""
-
-    def __init__(self, result: ValidationResult):
-        super().__init__(result.summary())
-        self.result = result
-
-
 def _write_reports(result: ValidationResult, gx_page: str, limit: int, report_dir: Path) -> None:
     from .report import inject_summary, render_html_summary, render_markdown
 
@@ -100,7 +44,7 @@ def run(dataset_dir: str | Path, report_dir: str | Path, cfg: RunConfig) -> Vali
     """Validate the dataset directory, write the reports into `report_dir`, then version and push it.
 
     Raises ValidationFailed (after writing the reports, before any push) when a check fails, and
-    versioning.RemoteError when the DVC remote cannot be used.
+    dataset_versioning.RemoteError when the DVC remote cannot be used.
     """
     from .suite import render_validation_page, run_suite
 
@@ -142,7 +86,7 @@ def run(dataset_dir: str | Path, report_dir: str | Path, cfg: RunConfig) -> Vali
     if not result.success:
         raise ValidationFailed(result)
 
-    from .versioning import content_hash, push, write_dvc_file
+    from components.dataset_versioning import content_hash, push, write_dvc_file
 
     if cfg.validate_.push:
         pushed = push(dataset_dir, cfg.dvc_remote(), endpoint_url=cfg.validate_.remote_endpoint_url)

@@ -20,7 +20,7 @@ import logging
 import numpy as np
 
 from components.synthesize.backend import Job, Sample
-from components.synthesize.common import subject_on_white, synthetic_indices, val_subject_indices
+from components.sample_rules import subject_on_white, synthetic_indices, val_subject_indices
 
 from . import prompts
 from .i2v import ImageToVideo
@@ -66,7 +66,7 @@ class DiffusersBackend:
     # ------------------------------------------------------------------------------------------ plan
     def plan(self) -> list[Job]:
         """Every job in order: subjects x samples_per_subject, split by subject (val subjects never train)."""
-        from components.synthesize.common import seeded_rng
+        from components.sample_rules import seeded_rng
 
         s = self.cfg.synthesize
         subjects = load_subjects(self.cfg, self.cache_dir)

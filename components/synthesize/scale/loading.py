@@ -68,7 +68,7 @@ def seeded_generator(seed: int, job_index: int, stage: int):
     """
     import torch
 
-    from components.synthesize.common import seeded_rng
+    from components.sample_rules import seeded_rng
 
     value = int(seeded_rng([seed, 40, job_index, stage]).integers(0, 2**63 - 1))
     return torch.Generator("cpu").manual_seed(value)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from components.dataset import CATEGORY_MOTIONS
-from components.synthesize.common import article
+from components.sample_rules import article
 
 
 # Third-person phrases; {dir} takes one of the motion's directions.

@@ -30,7 +30,7 @@ def load_subjects(cfg, cache_dir: str | Path | None = None) -> list[dict]:
     """
     s = cfg.synthesize
     if s.scale.subjects is None:
-        from components.synthesize import sprites
+        from components import sprites
 
         return [{"subject_id": sub.subject_id, "noun": sub.noun, "category": sub.category, "image": None,
                  "name": None, "sprite": dataclasses.asdict(sub)}
@@ -111,7 +111,7 @@ def subject_image(subject: dict, height: int, width: int) -> np.ndarray:
     from .loading import fit_size, resize
 
     if subject["image"] is None:
-        from components.synthesize import sprites
+        from components import sprites
 
         side = min(fit_size(1, 1, height, width, multiple=8))
         spec = sprites.sample_spec(0, sprites.Subject(**subject["sprite"]), 0, 0, False)

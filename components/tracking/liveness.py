@@ -20,9 +20,10 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+from .tags import OWNER_TAG, PIPELINE_RUN_TAG, STEP_TAG
+
 log = logging.getLogger(__name__)
 
-OWNER_TAG = "vidcustom.owner"
 
 
 class StepTerminated(BaseException):
@@ -65,8 +66,6 @@ def owner_alive(tag: str) -> bool | None:
 def end_stale_runs(client, experiment_id: str, pipeline_run: str | None = None, step: str | None = None) -> list[str]:
     """End KILLED the RUNNING runs of the experiment whose process is gone (see the module docstring);
     returns their ids. Never raises: a failed sweep leaves them for the next start."""
-    from .tracking import PIPELINE_RUN_TAG, STEP_TAG
-
     me, ended = owner(), []
     try:
         runs = client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=1000)

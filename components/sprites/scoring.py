@@ -11,8 +11,9 @@ import functools
 
 import numpy as np
 
-from .sprites import (FG_THRESHOLD, PALETTE, PIXEL_BLOCK, SHADE, SampleSpec, _erode, _frame, background_image,
-                      expected_displacement, fill_holes, pose, render)
+from .render import (PIXEL_BLOCK, _erode, _frame, background_image, expected_displacement, fill_holes, pose,
+                     render)
+from .spec import FG_THRESHOLD, PALETTE, SHADE, SampleSpec
 
 
 MAX_COLOUR_RESIDUAL = 30.0  # RGB distance; true pixels through the codec: 99.9th percentile 24

@@ -11,84 +11,40 @@ The store is the configured one (mlflow.tracking_uri, else $MLFLOW_TRACKING_URI 
 touched it: `mlflow.set_tracking_uri` rewrites that variable, so configure() puts it back). With
 mlflow.offline=buffer (the default) a tracking server is never waited on for long:
   - unreachable at the start of a step after `mlflow.retries` tries: the step logs to the local buffer
-    <state>/mlflow-buffer (components/tracking_buffer.py) for `vidcustom mlflow sync` to upload later;
+    <state>/mlflow-buffer (components/tracking/buffer.py) for `vidcustom mlflow sync` to upload later;
   - unreachable in the middle of a step (any call: metrics, artifacts, registry, the parent's end): each
     call gives up within about mlflow.failover_s and the process continues in the buffer
-    (components/tracking_failover.py);
+    (components/tracking/failover.py);
   - once a pipeline execution has runs in the buffer, its later steps log there too, so its parent run
     and registry version numbers stay in one store until sync.
 mlflow.offline=fail stops the step instead, naming the server. SQLite stores are created under a file
 lock (two runs starting at once on a fresh store). Runs of an attempt that died are ended KILLED by the
-next start (components/tracking_liveness.py); a failed step ends its run FAILED.
+next start (components/tracking/liveness.py); a failed step ends its run FAILED.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
-from .config import RunConfig
+from components.config import RunConfig
+
+from .server import TrackingServerUnreachable, check_server, is_remote
+from .store import ensure_experiment, git_commit, init_sqlite_store
+from .tags import BUFFERED_FOR_TAG, PIPELINE_RUN_ENV, PIPELINE_RUN_TAG, PIPELINE_STEP, STEP_TAG
 
 log = logging.getLogger(__name__)
 
-PIPELINE_RUN_TAG = "vidcustom.pipeline_run"
-PIPELINE_RUN_ENV = "VIDCUSTOM_PIPELINE_RUN"
-STEP_TAG = "vidcustom.step"
-PIPELINE_STEP = "pipeline"  # the STEP_TAG value of a pipeline's parent run
-PARENT_TAG = "mlflow.parentRunId"
 OFFLINE_MEMORY_S = 30.0  # a server this process found dead this recently gets one try, not mlflow.retries
 
 _offline_since: dict[str, float] = {}  # tracking URI -> when this process last found it unreachable
-_sqlite_ready: set[str] = set()
-
-
-class TrackingServerUnreachable(RuntimeError):
-    def __init__(self, uri: str, tries: int, last: BaseException | None):
-        self.uri, self.tries, self.last = uri, tries, last
-        super().__init__(f"MLflow tracking server {uri} is unreachable after {tries} tries ({last})")
-
-
-def git_commit() -> str:
-    env = os.environ.get("VIDCUSTOM_GIT_COMMIT")
-    if env:
-        return env
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def is_remote(uri: str) -> bool:
-    return uri.startswith(("http://", "https://"))
-
-
-def _check_server(uri: str, retries: int = 3, wait_s: float = 2.0) -> None:
-    """GET <uri>/health up to `retries` times, waiting wait_s, 2*wait_s, ... between tries."""
-    if not is_remote(uri):
-        return
-    import urllib.request
-
-    last = None
-    for attempt in range(retries):
-        try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5):
-                return
-        except OSError as err:
-            last = err
-            if attempt + 1 < retries:
-                time.sleep(wait_s * (attempt + 1))
-    raise TrackingServerUnreachable(uri, retries, last)
 
 
 def target_uri(cfg: RunConfig) -> str:
     """The configured store: never the local buffer itself (uploading it would copy it into itself)."""
-    from .tracking_buffer import buffer_uri
+    from .buffer import buffer_uri
 
     uri = cfg.tracking_uri()
     if uri == buffer_uri(cfg.state):
@@ -98,32 +54,11 @@ def target_uri(cfg: RunConfig) -> str:
     return uri
 
 
-def init_sqlite_store(uri: str) -> None:
-    """Build this process's MLflow stores (tracking and registry) for a SQLite URI under an exclusive file
-    lock beside the database: MLflow creates and migrates a fresh schema without one, so two runs opening a
-    fresh store at once both migrate it and one fails (`duplicate column name`). MLflow caches the stores
-    per URI, so later clients reuse them."""
-    if not uri.startswith("sqlite:///") or uri in _sqlite_ready:
-        return
-    import fcntl
-
-    from mlflow.tracking._model_registry.utils import _get_store as registry_store
-    from mlflow.tracking._tracking_service.utils import _get_store as tracking_store
-
-    db = Path(uri.removeprefix("sqlite:///"))
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + ".init.lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also on a crash
-        tracking_store(uri)
-        registry_store(uri)
-    _sqlite_ready.add(uri)
-
-
 def resolve_store(cfg: RunConfig) -> str:
     """The store this process logs to: the configured one, or the local buffer when it is an unreachable
     server (or this pipeline execution logs there already) and mlflow.offline=buffer. Raises RuntimeError
     naming the server when mlflow.offline=fail."""
-    from . import tracking_buffer, tracking_failover
+    from . import buffer as tracking_buffer, failover as tracking_failover
 
     uri = target_uri(cfg)
     if not is_remote(uri):
@@ -140,7 +75,7 @@ def resolve_store(cfg: RunConfig) -> str:
     # Found dead moments ago by this process (register configures twice): one quick try, not all the waits.
     retries = 1 if recent is not None and time.monotonic() - recent < OFFLINE_MEMORY_S else cfg.mlflow.retries
     try:
-        _check_server(uri, retries, cfg.mlflow.retry_wait_s)
+        check_server(uri, retries, cfg.mlflow.retry_wait_s)
     except TrackingServerUnreachable as err:
         _offline_since[uri] = time.monotonic()
         if not buffer:
@@ -156,25 +91,6 @@ def resolve_store(cfg: RunConfig) -> str:
     else:  # offline=fail: a server dying mid-step fails the step within seconds, not minutes
         tracking_failover.bound_http(cfg.mlflow.failover_s)
     return uri
-
-
-def _artifact_location(uri: str) -> str | None:
-    if uri.startswith("sqlite:///"):  # keep artifacts beside the local store, not in the working dir
-        return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
-    return None
-
-
-def ensure_experiment(client, name: str, uri: str) -> str:
-    """The experiment's id in the client's store, created (artifacts beside a local store) when missing."""
-    exp = client.get_experiment_by_name(name)
-    if exp is None:
-        try:
-            return client.create_experiment(name, artifact_location=_artifact_location(uri))
-        except Exception:  # another step created it meanwhile
-            exp = client.get_experiment_by_name(name)
-            if exp is None:
-                raise
-    return exp.experiment_id
 
 
 @contextmanager
@@ -213,7 +129,7 @@ def version_numbering(cfg: RunConfig, name: str, version) -> str:
     this on, so sync reads the number right (`source_model` of an export)."""
     import mlflow
 
-    from . import tracking_buffer, tracking_failover
+    from . import buffer as tracking_buffer, failover as tracking_failover
 
     uri = mlflow.get_registry_uri()
     if tracking_buffer.is_buffer_uri(uri, cfg.state):
@@ -225,7 +141,7 @@ def logs_to_buffer(cfg: RunConfig) -> bool:
     """Whether this process's registry calls land in the local buffer now (started there or failed over)."""
     import mlflow
 
-    from . import tracking_buffer, tracking_failover
+    from . import buffer as tracking_buffer, failover as tracking_failover
 
     uri = mlflow.get_registry_uri()
     return tracking_buffer.is_buffer_uri(uri, cfg.state) or tracking_failover.is_down(uri, cfg.state)
@@ -259,8 +175,6 @@ def pipeline_parent(cfg: RunConfig, client, experiment_id: str, data_version: st
     if not found:
         tags = base_tags(cfg, PIPELINE_STEP, data_version)
         if target_uri:
-            from .tracking_buffer import BUFFERED_FOR_TAG
-
             tags[BUFFERED_FOR_TAG] = target_uri
         mine = client.create_run(experiment_id, tags=tags, run_name=f"pipeline {pipeline_run}")
         found = _find_parents(client, experiment_id, pipeline_run) or [mine]
@@ -273,7 +187,7 @@ def pipeline_parent(cfg: RunConfig, client, experiment_id: str, data_version: st
 
 
 def _set_parent_status(client, parent_id: str, status: str) -> None:
-    from .tracking_liveness import OWNER_TAG, owner
+    from .liveness import OWNER_TAG, owner
 
     try:
         if status == "RUNNING":  # whoever runs now owns it: a stale-run sweep ends it if that process dies
@@ -290,8 +204,8 @@ def begin_pipeline(cfg: RunConfig) -> dict:
     returns {"store": URI, "parent_run_id": id}. Leaves MLflow's global tracking URI alone."""
     import mlflow
 
-    from . import tracking_buffer
-    from .tracking_liveness import end_stale_runs
+    from . import buffer as tracking_buffer
+    from .liveness import end_stale_runs
 
     uri = resolve_store(cfg)
     client = mlflow.MlflowClient(uri, uri)
@@ -336,8 +250,8 @@ def step_run(cfg: RunConfig, step: str, data_version: str | None = None, log_con
     FAILED (the step raised) or KILLED (SIGTERM, Ctrl-C); so does the parent, until a later step."""
     import mlflow
 
-    from . import tracking_buffer
-    from .tracking_liveness import OWNER_TAG, StepTerminated, end_stale_runs, owner, sigterm_raises
+    from . import buffer as tracking_buffer
+    from .liveness import OWNER_TAG, StepTerminated, end_stale_runs, owner, sigterm_raises
 
     uri = configure(cfg)
     client = mlflow.MlflowClient(uri, uri)
@@ -347,7 +261,7 @@ def step_run(cfg: RunConfig, step: str, data_version: str | None = None, log_con
     target = target_uri(cfg) if buffered else None
     tags = base_tags(cfg, step, data_version) | {OWNER_TAG: owner()}
     if buffered:
-        tags[tracking_buffer.BUFFERED_FOR_TAG] = target
+        tags[BUFFERED_FOR_TAG] = target
     parent = pipeline_parent(cfg, client, exp_id, data_version, target)
     nesting = {"nested": True, "parent_run_id": parent} if parent else {}
     if parent:

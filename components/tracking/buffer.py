@@ -1,7 +1,7 @@
 """The local MLflow buffer for runs logged while the tracking server is unreachable.
 
 When a step's server stays unreachable after `mlflow.retries` tries and `mlflow.offline=buffer` (the
-default), or stops answering in the middle of the step (components/tracking_failover.py), the step logs to
+default), or stops answering in the middle of the step (components/tracking/failover.py), the step logs to
 
     <state>/mlflow-buffer/mlflow.db      an SQLite MLflow store (tracking and model registry)
     <state>/mlflow-buffer/mlartifacts/   its artifacts (runs' and logged models')
@@ -11,9 +11,9 @@ default), or stops answering in the middle of the step (components/tracking_fail
 
 exactly as it would to the server (the step code does not know), so nothing is lost. The target is always
 the configured server, never the buffer itself (MLflow rewrites $MLFLOW_TRACKING_URI to the store in use;
-components/tracking.configure undoes that, and sync refuses the buffer as a target).
+components/tracking/runs.configure undoes that, and sync refuses the buffer as a target).
 
-`vidcustom mlflow sync` (components/tracking_sync.py) uploads it.
+`vidcustom mlflow sync` (components/tracking/sync.py) uploads it.
 """
 
 from __future__ import annotations
@@ -27,22 +27,12 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from .tracking_failover import CONTINUES_TAG, SERVER_NUMBERS_TAG
+from .store import init_sqlite_store
 
 log = logging.getLogger(__name__)
 
 BUFFER_DIRNAME = "mlflow-buffer"
 MANIFEST = "pending.json"
-BUFFERED_FOR_TAG = "vidcustom.buffered_for"  # on buffered runs: the server they were meant for
-SYNCED_FROM_TAG = "vidcustom.synced_from"  # on uploaded runs/logged models/versions: their buffer id
-SYNC_COMPLETE_TAG = "vidcustom.sync_complete"  # on uploaded runs: every part arrived
-SYNCED_TO_TAG = "vidcustom.synced_to"  # on buffered runs: "<server URI> <server run id>"
-BUFFERED_CREATED_TAG = "vidcustom.buffered_created"  # on uploaded versions: creation time (ms) in the buffer
-GATE_CHAMPION_TAG = "gate_champion"  # register: the champion version the gate compared against, or "none"
-SOURCE_MODEL_TAG = "source_model"  # export: "<torch model name>/<version>"
-CHAMPION = "champion"
-_NOT_COPIED = {"mlflow.parentRunId", SYNCED_TO_TAG, SYNCED_FROM_TAG, SYNC_COMPLETE_TAG, CONTINUES_TAG,
-               SERVER_NUMBERS_TAG}
 
 
 class TrackingBufferedWarning(UserWarning):
@@ -103,7 +93,6 @@ def load_manifest(state: str | Path) -> dict:
 
 def activate(cfg, target_uri: str, err: BaseException | None = None, cause: str | None = None) -> str:
     """Switch this process to the buffer store (warning that it does and why); returns the buffer's URI."""
-    from .tracking import init_sqlite_store
 
     state = cfg.state
     with _manifest(state):
@@ -152,11 +141,3 @@ def record_model_versions(state: str | Path, client, run_id: str, target_uri: st
                     "recorded_at": old.get("recorded_at", _now()), "synced": old.get("synced", {})}
     except Exception as err:  # noqa: BLE001 - sync finds the versions in the buffer registry anyway
         log.warning("could not list run %s's model versions in %s: %s", run_id, manifest_path(state), err)
-
-
-def sync(state: str | Path, tracking_uri: str | None = None, include_running: bool = False, retries: int = 3,
-         retry_wait_s: float = 2.0) -> dict:
-    """components.tracking_sync.sync (kept here for its callers)."""
-    from .tracking_sync import sync as upload
-
-    return upload(state, tracking_uri, include_running, retries, retry_wait_s)

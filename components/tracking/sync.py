@@ -1,4 +1,4 @@
-"""`vidcustom mlflow sync`: upload the local buffer (components/tracking_buffer.py) to the tracking server.
+"""`vidcustom mlflow sync`: upload the local buffer (components/tracking/buffer.py) to the tracking server.
 
 `vidcustom mlflow sync [--tracking-uri URI]` (`sync()` here) uploads what is pending to --tracking-uri, else
 the run's recorded server, else $MLFLOW_TRACKING_URI: runs with their params, full metric histories (steps and
@@ -26,7 +26,7 @@ server (renumbered: `source_model` tags follow) with its tags and description, t
   - any other alias (`challenger`) where the server has none or the server's holder is older than the
     buffered version.
 Runs still RUNNING in the buffer wait for a later sync unless include_running, except those of a process
-that is gone: sync ends them KILLED first (components/tracking_liveness.py). Pipeline parents are always
+that is gone: sync ends them KILLED first (components/tracking/liveness.py). Pipeline parents are always
 synced and later syncs carry their status forward.
 """
 
@@ -36,10 +36,15 @@ import logging
 import os
 from pathlib import Path
 
-from .tracking_buffer import (_NOT_COPIED, BUFFERED_CREATED_TAG, BUFFERED_FOR_TAG, CHAMPION, GATE_CHAMPION_TAG,
-                              SOURCE_MODEL_TAG, SYNC_COMPLETE_TAG, SYNCED_FROM_TAG, SYNCED_TO_TAG, _manifest, _now,
-                              buffer_dir, buffer_uri, is_buffer_uri, load_manifest)
-from .tracking_failover import CONTINUES_TAG, SERVER_NUMBERS_TAG
+from .buffer import _manifest, _now, buffer_dir, buffer_uri, is_buffer_uri, load_manifest
+from .failover import DEFAULT_FAILOVER_S, bound_http, suspended
+from .liveness import end_stale_runs
+from .runs import _find_parents
+from .server import TrackingServerUnreachable, check_server
+from .store import ensure_experiment, init_sqlite_store
+from .tags import (BUFFERED_CREATED_TAG, BUFFERED_FOR_TAG, CHAMPION, CONTINUES_TAG, GATE_CHAMPION_TAG, NOT_COPIED,
+                   PIPELINE_STEP, SERVER_NUMBERS_TAG, SOURCE_MODEL_TAG, STEP_TAG, SYNC_COMPLETE_TAG, SYNCED_FROM_TAG,
+                   SYNCED_TO_TAG)
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +86,8 @@ class _Target:
     def __init__(self, uri: str, retries: int, wait_s: float):
         from mlflow import MlflowClient
 
-        from .tracking import TrackingServerUnreachable, _check_server
-
         try:
-            _check_server(uri, retries, wait_s)
+            check_server(uri, retries, wait_s)
         except TrackingServerUnreachable as err:
             raise RuntimeError(f"cannot sync: {err}. Start it (check `curl {uri.rstrip('/')}/health`) or pass "
                                "--tracking-uri; the buffer is kept as it is.") from None
@@ -93,8 +96,6 @@ class _Target:
         self._experiments: dict[str, str] = {}
 
     def experiment_id(self, name: str) -> str:
-        from .tracking import ensure_experiment
-
         if name not in self._experiments:
             self._experiments[name] = ensure_experiment(self.client, name, self.uri)
         return self._experiments[name]
@@ -177,9 +178,7 @@ class _Sync:
     def sync_runs(self) -> dict[str, tuple[str, str]]:
         """Upload the buffered runs; returns buffer run id -> (target URI, server run id) for every run
         that is on a server (now or from an earlier sync)."""
-        from .tracking import PIPELINE_STEP, STEP_TAG
 
-        from .tracking_liveness import end_stale_runs
 
         for exp in {r.info.experiment_id for r in _all_runs(self.src) if r.info.status == "RUNNING"}:
             end_stale_runs(self.src, exp)  # runs of killed steps end KILLED and go up, not wait forever
@@ -229,11 +228,9 @@ class _Sync:
     @staticmethod
     def parent_record(run, server_id: str) -> dict:
         return {"run_id": server_id, "status": run.info.status, "end_time": run.info.end_time,
-                "tags": {k: v for k, v in run.data.tags.items() if k not in _NOT_COPIED}}
+                "tags": {k: v for k, v in run.data.tags.items() if k not in NOT_COPIED}}
 
     def server_parent(self, dst: _Target, exp_id: str, run):
-        from .tracking import _find_parents
-
         if continues := self.continued(dst, run):
             return dst.client.get_run(continues)
         pipeline_run = run.data.tags.get("vidcustom.pipeline_run")
@@ -245,7 +242,7 @@ class _Sync:
     def merge_parent(self, dst: _Target, run, server) -> None:
         """Carry the buffered parent's tags the server's lacks, and its status when it ended later."""
         for k, v in run.data.tags.items():
-            if k not in _NOT_COPIED and k not in server.data.tags and not k.startswith("mlflow."):
+            if k not in NOT_COPIED and k not in server.data.tags and not k.startswith("mlflow."):
                 dst.client.set_tag(server.info.run_id, k, v)
         if run.info.end_time and (server.info.end_time or 0) < run.info.end_time and run.info.status != "RUNNING":
             dst.client.set_terminated(server.info.run_id, status=run.info.status, end_time=run.info.end_time)
@@ -275,7 +272,7 @@ class _Sync:
         from mlflow.entities import LoggedModelOutput, Metric, Param, RunTag
 
         rid, client = run.info.run_id, dst.client
-        tags = {k: v for k, v in run.data.tags.items() if k not in _NOT_COPIED}
+        tags = {k: v for k, v in run.data.tags.items() if k not in NOT_COPIED}
         if continues:
             sid, server = continues, client.get_run(continues)
             changed = [RunTag(k, v) for k, v in tags.items()
@@ -368,7 +365,7 @@ class _Sync:
         from mlflow.entities import LoggedModelStatus
 
         mid, client = lm.tags[CONTINUES_TAG], dst.client
-        tags = {k: v for k, v in lm.tags.items() if k not in _NOT_COPIED and not k.startswith("mlflow.")}
+        tags = {k: v for k, v in lm.tags.items() if k not in NOT_COPIED and not k.startswith("mlflow.")}
         if tags:
             client.set_logged_model_tags(mid, tags)
         local = _local_path(lm.artifact_location)
@@ -436,7 +433,7 @@ class _Sync:
             source = f"models:/{model_id}"
         elif source.startswith(f"runs:/{mv.run_id}/"):
             source = f"runs:/{server_run_id}/" + source.removeprefix(f"runs:/{mv.run_id}/")
-        tags = {k: v for k, v in mv.tags.items() if k not in _NOT_COPIED}
+        tags = {k: v for k, v in mv.tags.items() if k not in NOT_COPIED}
         if tags.get(SOURCE_MODEL_TAG) and (target, tags[SOURCE_MODEL_TAG]) in numbering and \
                 not mv.tags.get(SERVER_NUMBERS_TAG):
             name = tags[SOURCE_MODEL_TAG].rsplit("/", 1)[0]
@@ -458,7 +455,7 @@ class _Sync:
         except MlflowException:
             return None
         for k, v in mv.tags.items():
-            if k not in _NOT_COPIED and server.tags.get(k) != v:
+            if k not in NOT_COPIED and server.tags.get(k) != v:
                 dst.client.set_model_version_tag(mv.name, number, k, v)
         if mv.description and mv.description != server.description:
             dst.client.update_model_version(mv.name, number, description=mv.description)
@@ -563,8 +560,6 @@ def sync(state: str | Path, tracking_uri: str | None = None, include_running: bo
         except BlockingIOError:
             raise RuntimeError(f"another `vidcustom mlflow sync` is uploading {buffer_dir(state)} right now; "
                                "wait for it to finish") from None
-        from .tracking import init_sqlite_store
-        from .tracking_failover import DEFAULT_FAILOVER_S, bound_http, suspended
 
         init_sqlite_store(buffer_uri(state))
         bound_http(DEFAULT_FAILOVER_S)  # a server dying mid-sync stops it within seconds, not minutes

@@ -1,6 +1,6 @@
 """A step that started on the MLflow server finishes in the local buffer when the server goes away mid-step.
 
-`arm()` (called by components/tracking.resolve_store for a reachable server with mlflow.offline=buffer, so
+`arm()` (called by components/tracking/runs.resolve_store for a reachable server with mlflow.offline=buffer, so
 by every step and by the pipeline driver) installs thin subclasses of MLflow's own REST tracking store,
 REST registry store and proxied artifact repository (`mlflow-artifacts:`, http) into MLflow's store
 registries. The step code keeps calling plain MLflow; each call goes to the server until one finds it
@@ -22,7 +22,7 @@ unreachable:
   continuation to the server entity it continues (what the server lacks: params, metric points, tags,
   artifacts, status, aliases) instead of creating a new one, so the server ends with one run per step.
 
-The pipeline execution then stays on the buffer (components/tracking.resolve_store): later steps would
+The pipeline execution then stays on the buffer (components/tracking/runs.resolve_store): later steps would
 otherwise mix registry version numbers of two stores.
 """
 
@@ -35,10 +35,11 @@ import threading
 import warnings
 from contextlib import contextmanager
 
+from .store import artifact_location, ensure_experiment, init_sqlite_store
+from .tags import BUFFERED_FOR_TAG, CONTINUES_TAG, PIPELINE_RUN_ENV, SERVER_NUMBERS_TAG
+
 log = logging.getLogger(__name__)
 
-CONTINUES_TAG = "vidcustom.continues"  # on buffer runs/logged models/versions: the server entity they continue
-SERVER_NUMBERS_TAG = "vidcustom.server_numbers"  # on buffer versions: version numbers in their tags are the server's
 DEFAULT_FAILOVER_S = 30.0
 
 _armed: dict[str, "_Failover"] = {}  # server URI (no trailing slash) -> this process's failover state
@@ -59,8 +60,6 @@ def bound_http(failover_s: float) -> None:
 
 
 def _scope(state) -> tuple[str, str | None]:
-    from .tracking import PIPELINE_RUN_ENV
-
     return str(state), os.environ.get(PIPELINE_RUN_ENV)
 
 
@@ -133,7 +132,7 @@ class _Failover:
     """One armed server in this process: whether it is down, and the server -> buffer id translations."""
 
     def __init__(self, target: str, state, experiment: str):
-        from .tracking_buffer import buffer_uri
+        from .buffer import buffer_uri
 
         self.target, self.state, self.experiment_name = target, state, experiment
         self.scope = _scope(state)
@@ -156,7 +155,7 @@ class _Failover:
             if self.down:
                 return
             self.down = True
-        from .tracking_buffer import TrackingBufferedWarning, buffer_dir, manifest_path
+        from .buffer import TrackingBufferedWarning, buffer_dir, manifest_path
 
         msg = (f"MLflow tracking server {self.target} stopped answering ({err}): this process continues in the "
                f"local buffer {buffer_dir(self.state)}. Nothing is lost; when the server is back, upload with "
@@ -168,8 +167,6 @@ class _Failover:
     def client(self):
         if self._client is None:
             from mlflow import MlflowClient
-
-            from .tracking import init_sqlite_store
 
             init_sqlite_store(self.buffer)
             self._client = MlflowClient(self.buffer, self.buffer)
@@ -220,8 +217,6 @@ class _Failover:
     def experiment_named(self, name: str) -> str:
         with self.lock:
             if name not in self.exp_map:
-                from .tracking import ensure_experiment
-
                 self.exp_map[name] = ensure_experiment(self.client, name, self.buffer)
                 self.buffer_exps.add(self.exp_map[name])
             return self.exp_map[name]
@@ -238,7 +233,7 @@ class _Failover:
     def _continue_run(self, rid: str) -> str:
         from mlflow.entities import ViewType
 
-        from .tracking_buffer import BUFFERED_FOR_TAG, record_run
+        from .buffer import record_run
 
         known = self.server_runs.get(rid)
         exp = self.experiment(known.info.experiment_id if known else "")
@@ -342,9 +337,7 @@ class _Failover:
             elif k == "tags" and method == "create_run":
                 args[k] = [RunTag(t.key, self.run(t.value)) if t.key == "mlflow.parentRunId" else t for t in v]
         if method == "create_experiment":  # artifacts beside the buffer, not in the working directory
-            from .tracking import _artifact_location
-
-            args["artifact_location"] = _artifact_location(self.buffer)
+            args["artifact_location"] = artifact_location(self.buffer)
         elif method == "create_model_version" and self.registry_online:  # its gate/source tags name server versions
             tags = list(args.get("tags") or [])
             if all(t.key != SERVER_NUMBERS_TAG for t in tags):
@@ -363,7 +356,7 @@ class _Failover:
         out = getattr(store, method)(*bound.args[1:], **bound.kwargs)
         self.saw(out, server=False)
         if method == "create_run":
-            from .tracking_buffer import record_run
+            from .buffer import record_run
 
             record_run(self.state, out, self.target, self.experiment_name)
         return out
