@@ -31,10 +31,18 @@ def _blocks(state: dict, i: int) -> dict:
 
 
 @pytest.mark.slow
-def test_tsf_training_two_ranks(tiny_dataset, run_config, tmp_path):
+def test_tsf_training_two_ranks(tiny_dataset, run_config, tmp_path, monkeypatch):
     """Stage 1 alone, then stage 1 + TSF stage 2 from the same seed: the frozen first half is bit-identical
-    to the stage-1 result, the second half changed; the loss falls; the checkpoint has the DESIGN layout."""
+    to the stage-1 result, the second half changed; the loss falls; the checkpoint has the DESIGN layout;
+    rank 0 logged the loss to MLflow while training (the step had nothing left to add), each step once."""
+    import mlflow
+
+    from components.train import live_metrics
     from components.train.train import run
+
+    after_training = []
+    points = live_metrics.metric_points
+    monkeypatch.setattr(live_metrics, "metric_points", lambda *a: after_training.append(a) or points(*a))
 
     # A small ZeRO bucket: a stage-1 engine left hooked on the parameters overflows it within stage 2's steps.
     common = ["train.stage1_steps=12", "train.batch_size=4", "train.log_every=2", "train.checkpoint_every=5",
@@ -52,6 +60,9 @@ def test_tsf_training_two_ranks(tiny_dataset, run_config, tmp_path):
     assert meta["data_version"] == "v1.dir" and meta["training_stage"] == "stage2"
     assert [s["frozen_blocks"] for s in meta["stage_plan"]] == [0, 2]
     assert s2["steps"] == 18
+    history = mlflow.MlflowClient(mlflow.get_tracking_uri()).get_metric_history(s2["run_id"], "loss")
+    assert sorted(m.step for m in history) == [2, 4, 6, 8, 10, 12, 14, 16, 18]
+    assert after_training == [], "the worker logged every point live"
 
 
 @pytest.mark.slow
@@ -68,3 +79,32 @@ def test_killed_rank_fails_clearly_and_rerun_resumes(tiny_dataset, run_config, t
     summary = run(tiny_dataset, tmp_path / "ck", cfg, "v.dir")
     assert summary["resumed_from"] == ["stage1@4"]
     assert (tmp_path / "ck" / "vidcustom.json").is_file() and summary["steps"] == 10
+
+
+def test_live_metrics_reach_the_run_and_a_dead_server_never_blocks_training(tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    from components.train.live_metrics import LiveMetrics
+    from components.tracking import ensure_experiment, init_sqlite_store
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    init_sqlite_store(uri)
+    client = MlflowClient(uri)
+    run_id = client.create_run(ensure_experiment(client, "vidcustom", uri)).info.run_id
+    live = LiveMetrics(uri, run_id)
+    for step in (1, 2, 3):
+        live.log({"stage": "stage1", "loss": 1.0 / step, "timestamp": 1000.0 + step}, step)
+    live.close()
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "loss/stage1")] == [(1, 1.0), (2, 0.5),
+                                                                                             (3, 1 / 3)]
+    assert live.failed is None
+
+    # The train step bounds MLflow's HTTP retries for its ranks (tracking/failover.bound_http); likewise here.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    dead = LiveMetrics("http://127.0.0.1:9", "0" * 32)  # nothing listens on port 9 (discard)
+    dead.log({"stage": "stage1", "loss": 1.0, "timestamp": 1.0}, 1)
+    dead.close()
+    assert dead.failed is not None
+    dead.log({"stage": "stage1", "loss": 1.0, "timestamp": 2.0}, 2)  # ignored once failed: no queue, no wait
+    assert dead._queue.empty()

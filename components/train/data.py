@@ -1,6 +1,7 @@
-"""Training data in memory: latents, frozen-encoder features and the real/synthetic pools.
+"""Training data in memory: the method's frozen encodings of every row, and the real/synthetic pools.
 
-The frozen encoders run once here, outside the DeepSpeed engine (ZeRO must never wrap them).
+The frozen encoders run once here, outside the DeepSpeed engine (ZeRO must never wrap them); what they
+produce is the method's business (`TrainingMethod.encode`).
 """
 
 from __future__ import annotations
@@ -17,26 +18,26 @@ from components.media import read_image, read_video
 
 @dataclass
 class TrainingSet:
-    latents: torch.Tensor  # (N, F, C, h, w)
-    dino: torch.Tensor  # (N, Ld, Dd)
-    clip: torch.Tensor  # (N, 1, Dc)
-    text: torch.Tensor  # (N, Lt, Dt)
+    features: dict[str, torch.Tensor]  # the method's encodings, N rows first
     synthetic: torch.Tensor  # (N,) bool
 
     def __len__(self) -> int:
-        return self.latents.shape[0]
+        return self.synthetic.shape[0]
 
     def pool(self, synthetic: bool) -> torch.Tensor:
         return torch.nonzero(self.synthetic == synthetic).flatten()
 
+    def rows(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {k: v[idx] for k, v in self.features.items()}
 
-def load_training_set(dataset_dir: str | Path, pipe, split: str = "train", batch: int = 64) -> TrainingSet:
-    """Decode, encode and stack the `split` rows of a validated dataset."""
+
+def load_training_set(dataset_dir: str | Path, method, pipe, split: str = "train", batch: int = 64) -> TrainingSet:
+    """Decode the `split` rows of a validated dataset and encode them with `method.encode`."""
     df = read_manifest(dataset_dir)
     df = df[df["split"] == split].reset_index(drop=True)
     if df.empty:
         raise ValueError(f"{dataset_dir}: no rows with split={split!r}")
-    cfg = pipe.config
+    cfg = method.config
     videos, images = [], []
     for row in df.itertuples():
         frames, _ = read_video(resolve_inside(dataset_dir, row.video))
@@ -46,13 +47,12 @@ def load_training_set(dataset_dir: str | Path, pipe, split: str = "train", batch
         videos.append(frames[: cfg.num_frames])
         images.append(read_image(resolve_inside(dataset_dir, row.identity_image)))
     video = torch.from_numpy(np.stack(videos)).permute(0, 1, 4, 2, 3).float() / 127.5 - 1  # (N, F, 3, H, W)
-    parts = {"latents": [], "dino": [], "clip": [], "text": []}
+    parts: dict[str, list[torch.Tensor]] = {}
     with torch.no_grad():
         for i in range(0, len(df), batch):
-            parts["latents"].append(pipe.codec.encode(video[i:i + batch]))
-            d, c = pipe.encode_image(np.stack(images[i:i + batch]))
-            parts["dino"].append(d)
-            parts["clip"].append(c)
-            parts["text"].append(pipe.encode_prompt(list(df["caption"][i:i + batch])))
-    return TrainingSet(**{k: torch.cat(v) for k, v in parts.items()},
+            chunk = method.encode(pipe, video[i:i + batch], np.stack(images[i:i + batch]),
+                                  list(df["caption"][i:i + batch]))
+            for k, v in chunk.items():
+                parts.setdefault(k, []).append(v)
+    return TrainingSet({k: torch.cat(v) for k, v in parts.items()},
                        synthetic=torch.tensor((df["source"] == "synthetic").to_numpy()))

@@ -34,7 +34,9 @@ def state_key(cfg: RunConfig, data_version: str | None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def launch(cfg: RunConfig, dataset_dir: Path, checkpoint_dir: Path, state: Path, metadata: dict) -> None:
+def launch(cfg: RunConfig, dataset_dir: Path, checkpoint_dir: Path, state: Path, metadata: dict,
+           mlflow_run: tuple[str, str] | None = None) -> None:
+    """Run the ranks to the end; `mlflow_run` = (store URI, run id) for rank 0's live loss."""
     state.mkdir(parents=True, exist_ok=True)
     (state / "config.json").write_text(cfg.to_json())
     # Under the Training Operator (PET_* set) torchrun reads nodes, rank and master from the environment.
@@ -43,6 +45,8 @@ def launch(cfg: RunConfig, dataset_dir: Path, checkpoint_dir: Path, state: Path,
            *rendezvous, "--max_restarts=0", "-m", "components.train.worker",
            "--config-file", str(state / "config.json"), "--dataset", str(dataset_dir),
            "--output", str(checkpoint_dir), "--state", str(state), "--metadata", json.dumps(metadata)]
+    if mlflow_run is not None:
+        cmd += ["--mlflow-uri", mlflow_run[0], "--mlflow-run", mlflow_run[1]]
     env = dict(os.environ)
     env.setdefault("DS_ACCELERATOR", "cuda" if _has_cuda() else "cpu")
     env["VIDCUSTOM_TRAIN_LAUNCHER_PID"] = str(os.getpid())  # the "group" fault drill kills from here down
@@ -88,7 +92,8 @@ def _run_locked(dataset_dir: Path, checkpoint_dir: Path, cfg: RunConfig, data_ve
     t0 = time.time()
     with step_run(cfg, "train", data_version) as run:
         launch(cfg, dataset_dir, checkpoint_dir, state, {"data_version": data_version, "preset": cfg.preset,
-                                                         "strategy": cfg.train.strategy})
+                                                         "strategy": cfg.train.strategy},
+               (mlflow.get_tracking_uri(), run.info.run_id))
         plan = json.loads((state / "plan.json").read_text())
         mlflow.log_dict(plan, "stage_plan.json")
         mlflow.set_tag("stage_plan", " -> ".join(f"{s['name']}(p={s['synthetic_p']},frozen={s['frozen_blocks']})"
@@ -104,13 +109,16 @@ def _run_locked(dataset_dir: Path, checkpoint_dir: Path, cfg: RunConfig, data_ve
             offset += s["steps"]
         for r in records:
             seen[(r["stage"], r["step"])] = r
-        from mlflow.entities import Metric
+        from components.train.live_metrics import metric_points
 
-        metrics = [Metric(f"loss/{r['stage']}", r["loss"], int(r["timestamp"] * 1000), step_base[r["stage"]] + r["step"])
-                   for r in seen.values()]
-        metrics += [Metric("loss", m.value, m.timestamp, m.step) for m in metrics]
+        # Rank 0 logged most points live; add those the run lacks (live logging stopped, or a resumed run's
+        # steps from before the resume), so the history holds every step once.
+        client = mlflow.tracking.MlflowClient()
+        have = {m.step for m in client.get_metric_history(run.info.run_id, "loss")}
+        metrics = [m for r in seen.values() if step_base[r["stage"]] + r["step"] not in have
+                   for m in metric_points(r, step_base[r["stage"]] + r["step"])]
         for i in range(0, len(metrics), 900):
-            mlflow.tracking.MlflowClient().log_batch(run.info.run_id, metrics=metrics[i:i + 900])
+            client.log_batch(run.info.run_id, metrics=metrics[i:i + 900])
         final = [r for r in records if r["step"] == plan[-1]["steps"] and r["stage"] == plan[-1]["name"]]
         summary = {"run_id": run.info.run_id, "final_loss": final[-1]["loss"] if final else None,
                    "first_loss": records[0]["loss"] if records else None, "steps": offset,

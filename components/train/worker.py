@@ -1,8 +1,11 @@
 """One training rank: `python -m torch.distributed.run --nproc_per_node N -m components.train.worker ...`.
 
-Every rank builds the same pipeline (seeded), encodes the data with the frozen encoders outside the
-engine, then runs the stage plan; each stage gets a fresh DeepSpeed engine over its trainable
-parameters (TSF freezes the first blocks). Resumable state is saved every `checkpoint_every` steps.
+A generic stage loop over a customization method (model/methods: `model.method` picks it). Every rank
+builds the method's pipeline (seeded), encodes the data with its frozen encoders outside the engine, then
+runs the stage plan; each stage gets a fresh DeepSpeed engine over its trainable parameters (TSF freezes
+the first blocks). The method makes each batch and its loss; the loop owns data order, stages,
+checkpoints (every `checkpoint_every` steps, with every random stream, so resume is exact) and logging:
+rank 0 writes metrics.jsonl and, when given a run, logs the loss to MLflow as it goes (live_metrics.py).
 """
 
 from __future__ import annotations
@@ -22,10 +25,9 @@ import torch
 from components.config import config_from_json
 from components.train.data import load_training_set
 from components.train.ds_config import deepspeed_config
+from components.train.live_metrics import LiveMetrics
 from components.train.plan import stage_plan
-from model.conditioning import condition_dropout
-from model.noise import diffusion_noise
-from model.pipeline import SugarPipeline
+from model.methods import get_method
 
 
 def _init_distributed(build_shm_comm: bool):
@@ -122,7 +124,7 @@ def _keep_metrics_until(metrics_file: Path, stage: str, step: int) -> None:
     os.replace(tmp, metrics_file)
 
 
-def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None:
+def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict, live: LiveMetrics | None = None) -> None:
     deepspeed = _init_distributed(cfg.train.build_shm_comm)
     import torch.distributed as dist
 
@@ -130,11 +132,11 @@ def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() else None
     tc = cfg.train
-    pipe = SugarPipeline.from_config(cfg.model, seed=tc.seed)
-    data = load_training_set(dataset, pipe)
-    sched, denoiser = pipe.scheduler, pipe.denoiser
-    blocks = denoiser.transformer.transformer_blocks
-    plan = stage_plan(tc, len(blocks))
+    method = get_method(cfg.model)
+    pipe = method.build(tc.seed)
+    data = load_training_set(dataset, method, pipe)
+    model = method.trainable(pipe)
+    plan = stage_plan(tc, len(method.blocks(pipe)))
     progress_file, metrics_file = state / "progress.json", state / "metrics.jsonl"
     progress = json.loads(progress_file.read_text()) if progress_file.is_file() else {"stage": 0, "step": 0}
     if rank == 0:
@@ -146,17 +148,15 @@ def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None
                                     f"missing; delete {state} to train from scratch")
         from safetensors.torch import load_file
 
-        denoiser.load_state_dict(load_file(done_weights))
+        model.load_state_dict(load_file(done_weights))
     fault = _fault_point()
     for si, stage in enumerate(plan):
         if si < progress["stage"]:
             continue
-        for i, block in enumerate(blocks):
-            block.requires_grad_(i >= stage.frozen_blocks)
-        params = [p for p in denoiser.parameters() if p.requires_grad]
+        params = method.set_trainable(pipe, stage.frozen_blocks)
         opt = torch.optim.AdamW(params, lr=tc.learning_rate, weight_decay=tc.weight_decay)
         warmup = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / max(1, tc.warmup_steps)))
-        engine, _, _, _ = deepspeed.initialize(model=denoiser, optimizer=opt, lr_scheduler=warmup,
+        engine, _, _, _ = deepspeed.initialize(model=model, optimizer=opt, lr_scheduler=warmup,
                                                config=deepspeed_config(tc, world))
         start = 0
         gen = torch.Generator().manual_seed(tc.seed * 1000 + rank * 100 + si * 10)
@@ -181,20 +181,8 @@ def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None
         t0 = time.time()
         for step in range(start, stage.steps):
             idx = _batch(data, tc.batch_size, stage.synthetic_p, gen)
-            x0 = data.latents[idx]
-            noise = torch.from_numpy(diffusion_noise(rng, tuple(x0.shape), **cfg.model.noise_args))
-            t = torch.randint(0, sched.config.num_train_timesteps, (len(idx),), generator=gen)
-            noisy = sched.add_noise(x0, noise, t)
-            target = {"v_prediction": lambda: sched.get_velocity(x0, noise, t), "epsilon": lambda: noise,
-                      "sample": lambda: x0}[sched.config.prediction_type]()
-            keeps = condition_dropout(len(idx), cfg.model.conditioning.drop_dino, cfg.model.conditioning.drop_clip,
-                                      cfg.model.conditioning.drop_text, generator=gen)
-            inputs = (noisy, t, data.dino[idx], data.clip[idx], data.text[idx], *keeps)
-            if device is not None:
-                inputs, target = tuple(x.to(device) for x in inputs), target.to(device)
-            if tc.bf16:  # DeepSpeed casts the weights; the inputs must follow
-                inputs = tuple(x.to(torch.bfloat16) if x.is_floating_point() else x for x in inputs)
-            loss = torch.nn.functional.mse_loss(engine(*inputs).float(), target.float())
+            batch = method.prepare_batch(pipe, data.rows(idx), gen, rng)
+            loss = method.compute_loss(engine, batch.to(device, torch.bfloat16 if tc.bf16 else None))
             engine.backward(loss)
             engine.step()
             global_step = sum(s.steps for s in plan[:si]) + step + 1
@@ -209,10 +197,12 @@ def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None
                 bar.update(1)
                 bar.set_postfix(loss=f"{mean:.4f}")
                 if (step + 1) % tc.log_every == 0 or step + 1 == stage.steps:
+                    record = {"stage": stage.name, "step": step + 1, "loss": mean,
+                              "steps_per_s": (step + 1 - start) / (time.time() - t0), "timestamp": time.time()}
                     with metrics_file.open("a") as f:
-                        f.write(json.dumps({"stage": stage.name, "step": step + 1, "loss": mean,
-                                            "steps_per_s": (step + 1 - start) / (time.time() - t0),
-                                            "timestamp": time.time()}) + "\n")
+                        f.write(json.dumps(record) + "\n")
+                    if live is not None:
+                        live.log(record, global_step)
             if (step + 1) % tc.checkpoint_every == 0 and step + 1 < stage.steps:
                 # A new tag per checkpoint: the one progress.json points at stays whole until the next is
                 # complete on every rank, so a kill or a full disk mid-write resumes from the previous one.
@@ -236,15 +226,14 @@ def train(cfg, dataset: Path, output: Path, state: Path, metadata: dict) -> None
             # Weights first (atomically), then the progress that points at them: a crash between the two
             # only repeats the last few steps, never loads a half-written file.
             tmp = done_weights.with_suffix(".part")
-            save_file({k: v.float().contiguous() for k, v in denoiser.state_dict().items()}, tmp)
+            save_file({k: v.float().contiguous() for k, v in model.state_dict().items()}, tmp)
             os.replace(tmp, done_weights)
             _write_progress(progress_file, {"stage": si + 1, "step": 0})
             shutil.rmtree(state / "ds", ignore_errors=True)  # the stage's checkpoints are superseded
         dist.barrier()
     if rank == 0:
-        denoiser.float()  # published checkpoints are fp32 whatever the training precision
-        pipe.save_pretrained(output, metadata={**metadata, "training_stage": plan[-1].name if plan else "untrained",
-                                               "stage_plan": [s.as_dict() for s in plan]})
+        method.save(pipe, output, {**metadata, "training_stage": plan[-1].name if plan else "untrained",
+                                   "stage_plan": [s.as_dict() for s in plan]})
     dist.barrier()
 
 
@@ -255,9 +244,18 @@ def main() -> None:
     ap.add_argument("--output", required=True)
     ap.add_argument("--state", required=True)
     ap.add_argument("--metadata", default="{}")
+    ap.add_argument("--mlflow-uri", help="the store of the step's run: rank 0 logs the loss there as it goes")
+    ap.add_argument("--mlflow-run", help="the step's MLflow run id")
     a = ap.parse_args()
     cfg = config_from_json(Path(a.config_file).read_text())
-    train(cfg, Path(a.dataset), Path(a.output), Path(a.state), json.loads(a.metadata))
+    live = None
+    if a.mlflow_uri and a.mlflow_run and int(os.environ.get("RANK", "0")) == 0:
+        live = LiveMetrics(a.mlflow_uri, a.mlflow_run)
+    try:
+        train(cfg, Path(a.dataset), Path(a.output), Path(a.state), json.loads(a.metadata), live)
+    finally:
+        if live is not None:
+            live.close()
 
 
 if __name__ == "__main__":
