@@ -35,7 +35,9 @@ def reinitialise_transformer(good: Path, out: Path, seed: int) -> Path:
 
     pipe = SugarPipeline.from_pretrained(good)
     fresh = SugarPipeline.from_config(pipe.config, seed=seed)
-    pipe.denoiser.transformer.load_state_dict(fresh.denoiser.transformer.state_dict())
+    # every CogVideoX weight re-initialised, SUGAR's conditioner kept
+    pipe.denoiser.load_state_dict({**fresh.denoiser.state_dict(), **pipe.denoiser.conditioner.state_dict(
+        prefix="conditioner.")})
     return pipe.save_pretrained(out, metadata={"training_stage": "transformer re-initialised"})
 
 

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float]]:
     from components.evaluate import metrics as M
     from components.evaluate.metric_suite import evaluate_videos
     from components.evaluate.text_video import build_text_video_scorer, text_video_score
-    from components.flow import build_flow_estimator
+    from components.optical_flow import build_flow_estimator
     from model.config import ScoringConfig
     from model.scoring import ScoringEncoders
 

@@ -54,7 +54,7 @@ m = cfg.model
 pipe = SugarPipeline.from_config(m, seed=0)
 if a.base:
     from safetensors.torch import load_file
-    pipe.denoiser.transformer.load_state_dict(load_file(a.base))
+    pipe.denoiser.load_state_dict({**pipe.denoiser.state_dict(), **load_file(a.base)})  # the base's stock weights
 t0 = time.time()
 specs = [s for s, split in plan_specs(cfg) if split == "train"]
 vids, ids, masks = [], [], []
@@ -106,7 +106,7 @@ def x0_gain():
       without = ((den(xt, tt, hd, hc, ht, zero, zero, one) - hx0) ** 2).mean().item()
       gain[tv] = round(without - with_i, 5)
   return gain
-blocks = den.transformer.transformer_blocks
+blocks = den.transformer_blocks
 nf = int(round(a.freeze_base * len(blocks)))
 for i, b in enumerate(blocks):
     b.requires_grad_(i >= nf)
@@ -158,7 +158,7 @@ for name, kw in (("image", {}), ("dropped", {"use_image": False})):
     chunks = []
     for i in range(0, len(held), 16):
         _batch_specs = held[i:i + 16]
-        chunks.append(pipe(hid[i:i+16], caps[i:i+16], seed=1234 + i, num_inference_steps=20, **kw))
+        chunks.append(pipe(hid[i:i+16], caps[i:i+16], seed=1234 + i, num_inference_steps=20, **kw).frames)
     vids = np.concatenate(chunks)
     res[name] = [sprites_scores(v, s) for v, s in zip(vids, held)]
     if name == "image": np.save(os.path.join(a.out, f"{a.name}_vids.npy"), vids)

@@ -174,14 +174,15 @@ class TrainConfig(_Strict):
     allow_oversubscribe: bool = Field(False, description="allow more CPU ranks than cores (each rank then gets a "
                                       "share of a core; slow, but it runs); refused at start-up otherwise")
 
+    bf16: bool = Field(False, description="bf16 mixed precision (GPU); CPU runs fp32")
+    build_shm_comm: bool = Field(False, description="build DeepSpeed's shared-memory all-reduce op (JIT, ~80 s on "
+                                                    "a fresh CPU machine; it speeds inference/TP collectives only)")
+
     @model_validator(mode="after")
     def _some_steps(self) -> "TrainConfig":
         if self.stage1_steps + self.stage2_steps == 0:
             raise ValueError("train.stage1_steps + train.stage2_steps must be > 0")
         return self
-    bf16: bool = Field(False, description="bf16 mixed precision (GPU); CPU runs fp32")
-    build_shm_comm: bool = Field(False, description="build DeepSpeed's shared-memory all-reduce op (JIT, ~80 s on "
-                                                    "a fresh CPU machine; it speeds inference/TP collectives only)")
 
 
 class EvaluateConfig(_Strict):
@@ -278,7 +279,7 @@ class MlflowConfig(_Strict):
     tracking_uri: str | None = Field(None, description="default: $MLFLOW_TRACKING_URI, else sqlite in the state dir")
     experiment: str = "vidcustom"
     retries: int = Field(3, ge=1, description="tries to reach a tracking server before failing")
-    retry_wait_s: float = Field(2.0, ge=0, description="wait after the first failed try; grows linearly")
+    retry_wait_s: float = Field(2.0, ge=0, description="wait after the first failed try; doubles after each")
     offline: Literal["buffer", "fail"] = Field(
         "buffer", description="a tracking server still unreachable after the retries: buffer = log to a local "
         "store under <state>/mlflow-buffer and upload with `vidcustom mlflow sync` when it is back; fail = stop")
@@ -295,6 +296,23 @@ class MlflowConfig(_Strict):
         return value
 
 
+# What each step reads of the run config, beyond SHARED_SECTIONS: whole sections or single keys
+# ("section.key"). A step receives only these (`RunConfig.for_step`: its KFP cache key), dvc.yaml lists them
+# as its stage's params, and tests/test_config_contract.py checks both against the code. What was trained
+# (model settings) comes from the checkpoint's own record after training, not from here.
+SHARED_SECTIONS = ("preset", "state_dir", "mlflow")
+HELDOUT_KEYS = ("evaluate.seed", "synthesize.caption_colour", "synthesize.subject_size", "synthesize.motions",
+                "synthesize.caption_position")  # components/sprites/sampling.heldout_specs_for
+STEP_READS: dict[str, tuple[str, ...]] = {
+    "synthesize": ("synthesize", "model", "scoring", "validate.max_caption_chars"),
+    "validate": ("validate", "synthesize", "model"),
+    "train": ("train", "model"),
+    "evaluate": ("evaluate", "scoring", *HELDOUT_KEYS),
+    "register": ("register",),
+    "export": ("export", "evaluate.num_inference_steps", *HELDOUT_KEYS),
+}
+
+
 class RunConfig(_Strict):
     preset: str = "tiny"
     state_dir: str = Field(".vidcustom", description="local state: MLflow store, DVC remote, KFP root")
@@ -307,6 +325,8 @@ class RunConfig(_Strict):
     export: ExportConfig = ExportConfig()
     mlflow: MlflowConfig = MlflowConfig()
     scoring: ScoringConfig = Field(ScoringConfig(), description="judges for data filters and metrics")
+    step: str | None = Field(None, description="set by for_step: this config is that step's, holding only what "
+                             "it reads (STEP_READS); the other sections are defaults and must not be read")
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
@@ -342,6 +362,28 @@ class RunConfig(_Strict):
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True)
+
+    def declared(self) -> dict:
+        """The config as JSON-able dict: all of it, or for a step's config only the parts it reads."""
+        full = self.model_dump(mode="json", by_alias=True)
+        if self.step is None:
+            return full
+        out = {k: full[k] for k in SHARED_SECTIONS} | {"step": self.step}
+        for item in STEP_READS[self.step]:
+            section, _, key = item.partition(".")
+            if key:
+                out.setdefault(section, {})[key] = full[section][key]
+            else:
+                out[section] = full[section]
+        return out
+
+    def for_step(self, step: str) -> str:
+        """This config as `step` receives it (JSON): the shared sections and what STEP_READS says it reads."""
+        if step not in STEP_READS:
+            raise ValueError(f"unknown step {step!r}; steps: {', '.join(STEP_READS)}")
+        if self.step not in (None, step):
+            raise ValueError(f"this is the {self.step} step's config; the {step} step needs its own (for_step)")
+        return json.dumps(self.model_copy(update={"step": step}).declared(), sort_keys=True)
 
 
 def available_cores() -> int:
@@ -443,16 +485,21 @@ def parse_override(item: str) -> dict:
 
 
 def load_config(params: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
-                preset: str | None = None) -> RunConfig:
-    """Merge preset < params.yaml < overrides and validate; errors name the field."""
+                preset: str | None = None, params_text: str | None = None) -> RunConfig:
+    """Merge preset < params.yaml (a file, or its text as KFP passes it) < overrides and validate; errors name
+    the field."""
     data: dict = {}
     if params is not None:
         path = Path(params)
         if not path.is_file():
             raise FileNotFoundError(f"params file {path} does not exist; pass --params PATH or omit it")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        params_text, source = path.read_text(), str(path)
+    else:
+        source = "params_yaml"
+    if params_text and params_text.strip():
+        loaded = yaml.safe_load(params_text) or {}
         if not isinstance(loaded, dict):
-            raise ValueError(f"{path} must hold a mapping of sections, got {type(loaded).__name__}")
+            raise ValueError(f"{source} must hold a mapping of sections, got {type(loaded).__name__}")
         data = loaded
     for item in overrides:
         data = deep_merge(data, parse_override(item))

@@ -60,14 +60,15 @@ def _metric_tag(value: float) -> str:
     return repr(float(value))  # shortest exact round-trip: the champion comparison reads these back
 
 
-def version_tags(meta: dict, data_version: str | None, metrics: dict) -> dict[str, str]:
-    """Tags from the checkpoint's own record (what was trained), not from the registering step's config."""
-    from components.tracking import git_commit
+def version_tags(meta: dict, model_config, data_version: str | None, metrics: dict) -> dict[str, str]:
+    """Tags from the checkpoint's own record (what was trained: its metadata and its model config, a
+    ModelConfig or its dict), not from the registering step's config."""
+    from components.tracking import git_commit, model_tags
 
+    # The run preset that trained it (the train step records it); the model preset otherwise.
+    preset = meta.get("preset") or (model_config.get("preset") if isinstance(model_config, dict) else model_config.preset)
     tags = {"data_version": str(data_version or meta.get("data_version")), "git_commit": git_commit(),
-            "preset": str(meta.get("preset")), "method": str(meta.get("method")),
-            "attention_design": str(meta.get("attention_design")),
-            "training_stage": str(meta.get("training_stage"))}
+            "preset": str(preset), **model_tags(model_config), "training_stage": str(meta.get("training_stage"))}
     tags.update({f"{METRIC_TAG_PREFIX}{k}": _metric_tag(v) for k, v in metrics.items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool)})
     return tags

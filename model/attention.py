@@ -66,15 +66,32 @@ def selective_attention_mask(design: str, n_dino: int, n_clip: int, n_text: int,
     return _mask(design, n_dino, n_clip, n_text, tokens_per_frame, n_frames, text_sees_image, str(torch.device(device)))
 
 
-class SelectiveAttnProcessor:
-    """CogVideoX's attention (joint [conditioning; video] SDPA with RoPE on video tokens only) plus a bool mask.
+class SugarSelectiveAttnProcessor2_0:
+    r"""
+    Processor for SUGAR's selective attention on the CogVideoX model: the joint [conditioning; video]
+    scaled dot-product attention of diffusers' `CogVideoXAttnProcessor2_0` (rotary embedding on the video
+    tokens only, none on the conditioning tokens), with `attention_mask` a bool SDPA mask (True = may attend)
+    of shape (S, S) or (B, 1, S, S), S = conditioning + video tokens, from `selective_attention_mask`.
+    Without a mask it computes exactly what `CogVideoXAttnProcessor2_0` computes.
 
-    Same maths as diffusers' `CogVideoXAttnProcessor2_0`; it differs only in taking `attention_mask` as an
-    SDPA bool mask of shape (S, S) or (B, 1, S, S) instead of an additive per-head mask.
+    The attention itself goes through diffusers' `dispatch_attention_fn`, so `set_attention_backend` on the
+    model selects the kernel (a backend must support bool masks; the default, native SDPA, does).
+
+    Inputs: hidden_states (B, Sv, D) video tokens, encoder_hidden_states (B, Sc, D) conditioning tokens.
+    Returns: (video (B, Sv, D), conditioning (B, Sc, D)), the order CogVideoXBlock expects.
     """
+
+    _attention_backend = None
+    _parallel_config = None
+
+    def __init__(self):
+        if not hasattr(F, "scaled_dot_product_attention"):
+            raise ImportError("SugarSelectiveAttnProcessor2_0 requires PyTorch 2.0 or later; please upgrade PyTorch.")
 
     def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor,
                  attention_mask: torch.Tensor | None = None, image_rotary_emb=None):
+        from diffusers.models.attention_dispatch import dispatch_attention_fn
+
         cond_len = encoder_hidden_states.size(1)
         hidden_states = torch.cat([encoder_hidden_states, hidden_states], dim=1)
         batch, seq, _ = hidden_states.shape
@@ -92,10 +109,21 @@ class SelectiveAttnProcessor:
 
             query = torch.cat([query[:, :, :cond_len], apply_rotary_emb(query[:, :, cond_len:], image_rotary_emb)], 2)
             key = torch.cat([key[:, :, :cond_len], apply_rotary_emb(key[:, :, cond_len:], image_rotary_emb)], 2)
-        if attention_mask is not None and attention_mask.shape[-1] != seq:
-            raise ValueError(f"attention mask covers {attention_mask.shape[-1]} tokens, the sequence has {seq}")
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask)
-        out = out.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim)
+        if attention_mask is not None:
+            if attention_mask.shape[-1] != seq:
+                raise ValueError(f"attention mask covers {attention_mask.shape[-1]} tokens, the sequence has {seq}")
+            if attention_mask.dim() == 2:
+                # (S, S) -> (1, 1, S, S): a 2-D mask would read as a (batch, keys) padding mask to the dispatcher
+                attention_mask = attention_mask[None, None]
+        # The dispatcher takes (B, S, H, D); the native backend hands SDPA these same (B, H, S, D) views.
+        out = dispatch_attention_fn(query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2),
+                                    attn_mask=attention_mask, dropout_p=0.0, is_causal=False,
+                                    backend=self._attention_backend, parallel_config=self._parallel_config)
+        out = out.reshape(batch, -1, attn.heads * head_dim)
         out = attn.to_out[1](attn.to_out[0](out))
         encoder_out, video_out = out.split([cond_len, seq - cond_len], dim=1)
         return video_out, encoder_out
+
+
+# The name before it followed diffusers' processor naming; kept for code that imports it.
+SelectiveAttnProcessor = SugarSelectiveAttnProcessor2_0

@@ -1,8 +1,9 @@
 """The vidcustom DAG: resolve config -> synthesize -> validate -> train -> evaluate -> register -> export.
 
 Pipeline parameters (preset, params.yaml text, `section.key=value` overrides) map onto the one typed run
-config; the first task validates it so a bad value fails before any work. A failed validation raises in
-the validate task, so nothing after it runs.
+config, parsed and validated once by the first task so a bad value fails before any work. It hands each
+step only what that step reads (`RunConfig.for_step`, components/config.STEP_READS), so a step's cache key
+is its own settings. A failed validation raises in the validate task, so nothing after it runs.
 
 `build_pipeline(cluster=True)` (what `vidcustom compile` and `submit` use) gives every task the k8s/
 wiring: the `vidcustom-env` ConfigMap (MLflow server, S3 endpoint, DVC remote), the `vidcustom-s3`
@@ -10,6 +11,8 @@ credentials and the `vidcustom-data` volume, with VIDCUSTOM_HOME on it, so steps
 server, one DVC remote and resumable training state. kfp.local runs use cluster=False.
 """
 
+
+from typing import NamedTuple
 
 from kfp import dsl
 
@@ -26,18 +29,15 @@ PIPELINE_NAME = "vidcustom"
 
 
 @dsl.component(base_image=BASE_IMAGE)
-def resolve_config(preset: str, params_yaml: str, overrides: list) -> str:
-    """Merge preset < params.yaml < overrides into the validated run config (JSON)."""
-    import tempfile
-    from pathlib import Path
+def resolve_config(preset: str, params_yaml: str, overrides: list) -> NamedTuple(  # inline: KFP ships the source
+        "StepConfigs", [("synthesize", str), ("validate", str), ("train", str), ("evaluate", str), ("register", str),
+                        ("export", str)]):
+    """Merge preset < params.yaml < overrides into the validated run config; one JSON per step, holding what
+    that step reads."""
+    from components.config import STEP_READS, load_config
 
-    from components.config import load_config
-
-    params = None
-    if params_yaml.strip():
-        params = Path(tempfile.mkdtemp()) / "params.yaml"
-        params.write_text(params_yaml)
-    return load_config(params, [str(o) for o in overrides], preset or None).to_json()
+    cfg = load_config(None, [str(o) for o in overrides], preset or None, params_text=params_yaml)
+    return tuple(cfg.for_step(step) for step in STEP_READS)
 
 
 CONFIG_MAP_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION",
@@ -66,15 +66,16 @@ def build_pipeline(cluster: bool):
                                                   "synthesize, validate, train, evaluate, register, export")
     def vidcustom_pipeline(preset: str = "tiny", params_yaml: str = "", overrides: list = []) -> str:  # noqa: B006
         config = wire(resolve_config(preset=preset, params_yaml=params_yaml, overrides=overrides))
-        cfg = config.set_display_name("config").output
-        data = wire(synthesize(config_json=cfg))
-        checked = wire(validate(config_json=cfg, dataset=data.outputs["dataset"]))
+        cfg = config.set_display_name("config").outputs
+        data = wire(synthesize(config_json=cfg["synthesize"]))
+        checked = wire(validate(config_json=cfg["validate"], dataset=data.outputs["dataset"]))
         version = checked.outputs["Output"]
-        trained = wire(train(config_json=cfg, data_version=version, dataset=data.outputs["dataset"]))
-        evaluated = wire(evaluate(config_json=cfg, data_version=version, checkpoint=trained.outputs["checkpoint"]))
-        registered = wire(register(config_json=cfg, data_version=version, checkpoint=trained.outputs["checkpoint"],
-                                   evaluation=evaluated.outputs["evaluation"]))
-        exported = wire(export(config_json=cfg, data_version=version, registration=registered.output,
+        trained = wire(train(config_json=cfg["train"], data_version=version, dataset=data.outputs["dataset"]))
+        evaluated = wire(evaluate(config_json=cfg["evaluate"], data_version=version,
+                                  checkpoint=trained.outputs["checkpoint"]))
+        registered = wire(register(config_json=cfg["register"], data_version=version,
+                                   checkpoint=trained.outputs["checkpoint"], evaluation=evaluated.outputs["evaluation"]))
+        exported = wire(export(config_json=cfg["export"], data_version=version, registration=registered.output,
                                checkpoint=trained.outputs["checkpoint"]))
         return exported.outputs["Output"]
 

@@ -46,14 +46,15 @@ def pretrain(recipe: str | Path, out_dir: str | Path, overrides: list[str] | tup
     target = out / "transformer"
     if target.exists():
         shutil.rmtree(target)
-    pipe.denoiser.transformer.save_pretrained(target, safe_serialization=True)
+    base = pipe.denoiser.to_cogvideox()  # the stock CogVideoX transformer, without SUGAR's conditioner
+    base.save_pretrained(target, safe_serialization=True)
     record = {
         "what": "tiny CogVideoX transformer pretrained text-to-video on sprites (the base `tiny` starts from)",
         "command": f"vidcustom pretrain --params {recipe} --output {out_dir}",
         "recipe": Path(recipe).name, "data_version": checked.dvc_hash, "samples": data["samples_kept"],
         "steps": summary["steps"], "first_loss": summary["first_loss"], "final_loss": summary["final_loss"],
         "train_wall_s": summary["wall_s"], "total_wall_s": round(time.time() - t0, 1),
-        "parameters": sum(p.numel() for p in pipe.denoiser.transformer.parameters()),
+        "parameters": sum(p.numel() for p in base.parameters()),
         "mlflow_train_run": summary["run_id"], "weights": f"transformer/{WEIGHTS_FILE}",
         "sha256": file_sha256(target / WEIGHTS_FILE), "bytes": (target / WEIGHTS_FILE).stat().st_size,
         # What a run starting from this base must share with it (its time conditioning, noise and text

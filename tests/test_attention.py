@@ -61,11 +61,11 @@ def test_token_influence_follows_the_design(design):
     query token i's output exactly when the design lets i attend to j (METHOD_NOTES §1.2)."""
     from diffusers.models.attention_processor import Attention
 
-    from model.attention import SelectiveAttnProcessor
+    from model.attention import SugarSelectiveAttnProcessor2_0
 
     torch.manual_seed(0)
     attn = Attention(query_dim=16, dim_head=8, heads=2, qk_norm="layer_norm", eps=1e-6, bias=True, out_bias=True,
-                     processor=SelectiveAttnProcessor()).eval()
+                     processor=SugarSelectiveAttnProcessor2_0()).eval()
     n_cond = SIZES["n_dino"] + SIZES["n_clip"] + SIZES["n_text"]
     x = torch.randn(1, 21, 16)
     mask = selective_attention_mask(design, **SIZES)
@@ -99,3 +99,41 @@ def test_text_sees_image_option_opens_only_text_to_image_and_never_in_design_a(d
     diff[sl["text"], sl["dino"]] = False
     diff[sl["text"], sl["clip"]] = False
     assert not diff.any()
+
+
+def test_processor_is_named_and_marked_as_diffusers_processors_are():
+    """`<Model><Variant>AttnProcessor2_0` with its docstring, like CogVideoXAttnProcessor2_0; the attention-backend
+    hooks of diffusers' newer processors, so `set_attention_backend` reaches it."""
+    from diffusers.models.attention_processor import CogVideoXAttnProcessor2_0
+
+    from model.attention import SelectiveAttnProcessor, SugarSelectiveAttnProcessor2_0
+
+    cls = SugarSelectiveAttnProcessor2_0
+    assert cls.__name__.endswith("AttnProcessor2_0") and "selective attention" in cls.__doc__
+    assert cls._attention_backend is None and cls._parallel_config is None
+    assert SelectiveAttnProcessor is cls  # the old name still imports
+    # the stock processor's call signature, so it swaps in and out with set_attn_processor
+    import inspect
+
+    assert list(inspect.signature(cls.__call__).parameters) == list(
+        inspect.signature(CogVideoXAttnProcessor2_0.__call__).parameters)
+
+
+def test_attention_backend_reaches_the_processor_and_native_sdpa_keeps_the_numbers():
+    from model.attention import SugarSelectiveAttnProcessor2_0
+    from model.config import model_config
+    from model.transformer import SugarTransformer3DModel, tiny_transformer_kwargs
+
+    torch.manual_seed(0)
+    model = SugarTransformer3DModel(**tiny_transformer_kwargs(model_config("tiny", num_frames=2)), dino_dim=8,
+                                    clip_dim=8, num_dino_tokens=3, num_text_tokens=5).eval()
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(2, 2, 48, 8, 8, generator=g), torch.tensor([3, 900]), torch.randn(2, 3, 8, generator=g),
+         torch.randn(2, 1, 8, generator=g), torch.randn(2, 5, 64, generator=g), *torch.ones(3, 2))
+    with torch.no_grad():
+        default = model(*x)
+        model.set_attention_backend("native")
+        processors = set(map(id, model.attn_processors.values()))
+        assert all(isinstance(p, SugarSelectiveAttnProcessor2_0) and p._attention_backend == "native"
+                   for p in model.attn_processors.values()) and len(processors) == 1
+        assert torch.equal(model(*x), default)

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components.config import load_config  # noqa: E402
 from components.dataset import MANIFEST, file_md5  # noqa: E402
-from components.flow import STATIC_TOP_FRACTION, is_static, static_filter, static_params, top_magnitude  # noqa: E402
+from components.optical_flow import STATIC_TOP_FRACTION, is_static, static_filter, static_params, top_magnitude  # noqa: E402
 from components import sprites as S  # noqa: E402
 from components.synthesize.backend import SampleError  # noqa: E402
 from components.synthesize.filters import static_scores  # noqa: E402
@@ -83,7 +83,7 @@ def test_config_refuses_bad_motions_changes_and_raft_without_weights():
         load_config(overrides=["synthesize.changes={hat: 1}"])
     with pytest.raises(ValueError, match="raft_weights"):
         load_config(overrides=["synthesize.flow=raft"])
-    from components.flow import RaftFlow, build_flow_estimator
+    from components.optical_flow import RaftFlow, build_flow_estimator
 
     with pytest.raises(NotImplementedError, match="nothing is downloaded"):
         build_flow_estimator("raft")

@@ -14,7 +14,7 @@ from components import image_transforms as T  # noqa: E402
 from components.evaluate import metrics as M  # noqa: E402
 from components.evaluate.metric_suite import evaluate_videos  # noqa: E402
 from components.evaluate.video_io import load_video  # noqa: E402
-from components.flow import (DYNAMIC_TOP_FRACTION, STATIC_TOP_FRACTION, build_flow_estimator,  # noqa: E402
+from components.optical_flow import (DYNAMIC_TOP_FRACTION, STATIC_TOP_FRACTION, build_flow_estimator,  # noqa: E402
                              dynamic_check, dynamic_params, is_dynamic, pad_to_multiple_of_8, top_magnitude)
 from model.scoring import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, ScoringEncoders  # noqa: E402
 

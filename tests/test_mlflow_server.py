@@ -165,12 +165,13 @@ def test_offline_fail_names_the_server_within_seconds(run_config, tmp_path):
 
 
 def test_steps_nest_under_one_pipeline_run_on_a_server(run_config, mlflow_server, monkeypatch, tmp_path):
-    from components.tracking import step_run
+    from components.tracking import begin_pipeline, step_run
 
     monkeypatch.setenv("VIDCUSTOM_PIPELINE_RUN", "pipe-online")
     monkeypatch.setenv("VIDCUSTOM_GIT_COMMIT", "abc123")
     cfg = run_config(f"mlflow.tracking_uri={mlflow_server.uri}")
-    validate = _log_step(cfg, "validate", "dv-online", tmp_path)
+    begin_pipeline(cfg)  # the driver, holding the whole config, tags the parent with the model it trains
+    validate = _log_step(cfg.model_copy(update={"step": "validate"}), "validate", "dv-online", tmp_path)
     train = _log_step(cfg, "train", "dv-online", tmp_path, model="vidcustom-online")
 
     client, steps = _server_runs(mlflow_server.uri, "pipe-online")

@@ -37,7 +37,7 @@ def test_pretrain_publishes_a_pinned_base_that_the_model_loads(tmp_path, monkeyp
     assert record["model_settings"]["noise"] == {"low_frequency": 1.5, "grid": 4}  # the tiny preset's noise
 
     # The published weights are the trained checkpoint's transformer, and a pinned model starts from them.
-    trained = SugarPipeline.from_pretrained(tmp_path / "state" / "pretrain" / "checkpoint").denoiser.transformer
+    trained = SugarPipeline.from_pretrained(tmp_path / "state" / "pretrain" / "checkpoint").denoiser.to_cogvideox()
     cfg = model_config("tiny", transformer_path=str(weights.parent), transformer_sha256=record["sha256"])
     loaded = build_transformer(cfg)
     for (k, a), (_, b) in zip(trained.state_dict().items(), loaded.state_dict().items()):

@@ -1,8 +1,11 @@
-"""Loading a pretrained CogVideoX transformer from a local diffusers folder (METHOD_NOTES §1.1).
+"""Loading a pretrained CogVideoX transformer from a local diffusers folder (METHOD_NOTES §1.1), and loading
+SUGAR checkpoints in the layout written before the pipeline was a DiffusionPipeline.
 
 Tiny saved models of both kinds: sincos positions (2B-style) and 3D RoPE on video tokens (5B-style).
 SUGAR must add its modules around them without changing any pretrained weight.
 """
+
+import json
 
 import numpy as np
 import pytest
@@ -10,10 +13,10 @@ import torch
 from diffusers import CogVideoXTransformer3DModel
 from diffusers.models.embeddings import CogVideoXPatchEmbed
 
-from model.attention import SelectiveAttnProcessor
+from model.attention import SugarSelectiveAttnProcessor2_0
 from model.config import model_config
-from model.pipeline import SugarPipeline
-from model.transformer import tiny_transformer_kwargs
+from model.pipeline import CHECKPOINT_META, SugarPipeline
+from model.transformer import AnyLengthConditionPatchEmbed, SugarTransformer3DModel, tiny_transformer_kwargs
 
 KINDS = {"2b-sincos": False, "5b-rope": True}
 
@@ -41,24 +44,39 @@ def test_loading_adds_sugar_without_touching_pretrained_weights(pretrained, tmp_
     folder, rope, reference = pretrained
     cfg = model_config("tiny", transformer_path=str(folder), transformer={"use_rotary_positional_embeddings": rope})
     pipe = SugarPipeline.from_config(cfg, seed=7)
-    transformer = pipe.denoiser.transformer
-    _assert_same_weights(transformer, reference)
+    transformer = pipe.denoiser
+    _assert_same_weights(transformer.to_cogvideox(), reference)
+    # The only keys SUGAR adds are its conditioner's; every stock key keeps its name and value.
+    assert reference.keys() < transformer.state_dict().keys()
+    assert all(k.startswith("conditioner.") for k in transformer.state_dict().keys() - reference.keys())
     # The SUGAR modules are there: selective attention on every block, the conditioning projections and nulls.
-    assert all(isinstance(p, SelectiveAttnProcessor) for p in transformer.attn_processors.values())
+    assert all(isinstance(p, SugarSelectiveAttnProcessor2_0) for p in transformer.attn_processors.values())
     assert isinstance(transformer.patch_embed, CogVideoXPatchEmbed)
+    assert type(transformer.patch_embed) is AnyLengthConditionPatchEmbed
     assert transformer.patch_embed.use_positional_embeddings == (not rope)
     names = {n for n, _ in pipe.denoiser.conditioner.named_parameters()}
     assert {"dino_proj.weight", "clip_proj.weight", "null_dino", "null_clip", "null_text"} <= names
 
     ident = np.full((32, 32, 3), 255, np.uint8)
     ident[10:22, 10:22] = (230, 30, 30)
-    video = pipe(ident, "a cat walks to the left on a black background", num_inference_steps=2)
+    video = pipe(ident, "a cat walks to the left on a black background", num_inference_steps=2).frames
     assert video.shape == (1, 8, 32, 32, 3) and video.dtype == np.uint8
-    _assert_same_weights(transformer, reference)  # sampling does not write weights either
+    _assert_same_weights(transformer.to_cogvideox(), reference)  # sampling does not write weights either
 
     # The saved SUGAR checkpoint carries the pretrained weights unchanged and reloads them bit-exactly.
     pipe.save_pretrained(tmp_path / "sugar")
-    _assert_same_weights(SugarPipeline.from_pretrained(tmp_path / "sugar").denoiser.transformer, reference)
+    _assert_same_weights(SugarPipeline.from_pretrained(tmp_path / "sugar").denoiser.to_cogvideox(), reference)
+
+
+def test_a_stock_folder_loads_every_weight_into_the_sugar_transformer(pretrained):
+    folder, rope, reference = pretrained
+    sugar = SugarTransformer3DModel.from_cogvideox(folder, attention_design="b", dino_dim=64, clip_dim=64,
+                                                   num_dino_tokens=17, num_text_tokens=32)
+    state = sugar.state_dict()
+    assert reference.keys() <= state.keys()  # the stock keys, unrenamed
+    assert {k.split(".")[0] for k in state.keys() - reference.keys()} == {"conditioner"}
+    assert all(torch.equal(state[k], v) for k, v in reference.items())
+    assert sugar.config.use_rotary_positional_embeddings == rope and sugar.config.num_dino_tokens == 17
 
 
 def test_image_tokens_do_not_shift_video_positions_of_a_pretrained_model(pretrained):
@@ -86,7 +104,7 @@ def test_image_tokens_do_not_shift_video_positions_of_a_pretrained_model(pretrai
     # Text tokens in design (a) do not attend to the image either, so the two computations agree exactly
     # up to float reordering.
     torch.testing.assert_close(sugar, plain, atol=2e-5, rtol=1e-4)
-    den.design = "e"  # control: once the video may attend to the image tokens, the output moves
+    den.set_attention_design("e")  # control: once the video may attend to the image tokens, the output moves
     with torch.no_grad():
         assert (den(latents, t, dino, clip, text, ones, ones, ones) - plain).abs().max() > 1e-3
 
@@ -102,3 +120,56 @@ def test_missing_pretrained_folder_is_a_clear_error(tmp_path):
     cfg = model_config("tiny", transformer_path=str(tmp_path / "nope"))
     with pytest.raises(FileNotFoundError, match="not a diffusers model folder"):
         SugarPipeline.from_config(cfg)
+
+
+def _save_in_the_layout_before_model_index(pipe: SugarPipeline, path, metadata: dict) -> None:
+    """What SugarPipeline.save_pretrained wrote before it was a DiffusionPipeline (checkpoints registered then
+    are still in users' registries): a stock transformer/ beside conditioner/, image_encoders/{dino,clip}/."""
+    pipe.denoiser.to_cogvideox().save_pretrained(path / "transformer")
+    pipe.denoiser.conditioner.save_pretrained(path / "conditioner")
+    pipe.vae.save_pretrained(path / "vae")
+    pipe.text_encoder.save_pretrained(path / "text_encoder")
+    pipe.tokenizer.save_pretrained(path / "tokenizer")
+    pipe.image_encoder_dino.save_pretrained(path / "image_encoders" / "dino")
+    pipe.image_encoder_clip.save_pretrained(path / "image_encoders" / "clip")
+    pipe.scheduler.save_pretrained(path / "scheduler")
+    c = pipe.config
+    (path / CHECKPOINT_META).write_text(json.dumps({
+        "method": c.method, "preset": c.preset, "attention_design": c.attention_design,
+        "null_condition": c.conditioning.null_condition, **metadata, "model_config": c.model_dump(mode="json")}))
+
+
+def test_checkpoints_in_the_layout_before_model_index_load_and_convert(tmp_path):
+    cfg = model_config("tiny", num_frames=2, attention_design="c", conditioning={"image_input_norm": True})
+    pipe = SugarPipeline.from_config(cfg, seed=4).eval()
+    old = tmp_path / "old"
+    _save_in_the_layout_before_model_index(pipe, old, {"data_version": "abc.dir", "training_stage": "stage2"})
+    assert not (old / "model_index.json").exists()
+    img = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    video = pipe(img, "a red cat walks left", num_inference_steps=2, seed=3).frames
+
+    loaded = SugarPipeline.from_pretrained(old)
+    # The old copies of model settings beside model_config are dropped: the model config is the one record.
+    assert loaded.metadata == {"preset": "tiny", "data_version": "abc.dir", "training_stage": "stage2"}
+    assert (loaded.config.method, loaded.config.attention_design) == ("sugar", "c")
+    assert loaded.denoiser.config.attention_design == "c" and loaded.denoiser.config.image_input_norm
+    assert loaded.config.model_dump() == cfg.model_dump()
+    want = pipe.denoiser.state_dict()
+    assert list(loaded.denoiser.state_dict()) == list(want)
+    assert all(torch.equal(v, want[k]) for k, v in loaded.denoiser.state_dict().items())
+    assert np.array_equal(loaded(img, "a red cat walks left", num_inference_steps=2, seed=3).frames, video)
+
+    # Saving converts it: the current layout, the same weights, the metadata kept.
+    new = loaded.save_pretrained(tmp_path / "new")
+    assert (new / "model_index.json").is_file() and not (new / "conditioner").exists()
+    again = SugarPipeline.from_pretrained(new)
+    assert again.metadata["training_stage"] == "stage2"
+    assert np.array_equal(again(img, "a red cat walks left", num_inference_steps=2, seed=3).frames, video)
+    ablation = SugarPipeline.from_pretrained(new, attention_design="a")  # the same weights under another design
+    assert ablation.denoiser.config.attention_design == ablation.config.attention_design == "a"
+
+
+def test_a_folder_that_is_no_checkpoint_is_named(tmp_path):
+    (tmp_path / CHECKPOINT_META).write_text(json.dumps({"model_config": model_config("tiny").model_dump(mode="json")}))
+    with pytest.raises(FileNotFoundError, match="neither model_index.json nor transformer/"):
+        SugarPipeline.from_pretrained(tmp_path)

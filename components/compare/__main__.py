@@ -5,20 +5,23 @@ baseline, sample videos side by side, config and data-version diffs, run metadat
 a `compare` run; prints the report's path.
 """
 
-import argparse
-
-from components.cli import main_wrapper
+from components.cli import StepCLI
 
 
-def main() -> None:
-    from components.compare.report import add_args, run_args
+def _add_args(parser) -> None:
+    from components.compare.report import add_args  # the same arguments as `vidcustom compare`
 
-    ap = argparse.ArgumentParser(prog="python -m components.compare", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_args(ap)
-    args = ap.parse_args()
-    main_wrapper(lambda: run_args(args) and 0)
+    add_args(parser)
 
+
+def _compare(args, cfg) -> None:
+    from components.compare.report import run_args
+
+    run_args(args)  # prints the report's path; reads the config flags itself (cfg is None)
+
+
+cli = StepCLI("components.compare", __doc__, _compare, [_add_args], config=False)
+build_parser, main = cli.build_parser, cli.main
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -5,29 +5,21 @@ VBench-style metrics); writes metrics.json, per_sample.parquet, videos/ and cont
 them to MLflow.
 """
 
-import argparse
-import json
-
-from components.cli import add_config_args, config_from_args, data_version_arg, main_wrapper
+from components.cli import StepCLI, arg, data_version_option
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(prog="python -m components.evaluate", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoint_dir", help="a trained checkpoint (train step output)")
-    ap.add_argument("output_dir", help="where metrics, tables and videos are written")
-    ap.add_argument("--data-version", default=None, type=data_version_arg)
-    add_config_args(ap)
-    args = ap.parse_args()
+def _evaluate(args, cfg):
+    from components.evaluate.evaluate import run
 
-    def go():
-        from components.evaluate.evaluate import run
+    return run(args.checkpoint_dir, args.output_dir, cfg, args.data_version)["metrics"]
 
-        print(json.dumps(run(args.checkpoint_dir, args.output_dir, config_from_args(args), args.data_version)["metrics"],
-                         indent=2))
 
-    main_wrapper(go)
-
+cli = StepCLI("components.evaluate", __doc__, _evaluate, [
+    arg("checkpoint_dir", help="a trained checkpoint (train step output)"),
+    arg("output_dir", help="where metrics, tables and videos are written"),
+    data_version_option(),
+])
+build_parser, main = cli.build_parser, cli.main
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

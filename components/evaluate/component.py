@@ -17,3 +17,12 @@ def evaluate(config_json: str, data_version: str, checkpoint: dsl.Input[dsl.Mode
     for k, v in result["metrics"].items():
         metrics.log_metric(k.replace("/", "."), float(v))
     return json.dumps(result["metrics"])
+
+
+if __name__ == "__main__":  # `python -m components.evaluate.component [PATH]` compiles this component alone
+    import sys
+
+    from kfp import compiler
+
+    path = sys.argv[1] if sys.argv[1:] else "evaluate_component.yaml"
+    compiler.Compiler().compile(evaluate, package_path=path)

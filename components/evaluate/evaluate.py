@@ -103,7 +103,7 @@ def generate_for_cases(pipe, idents: np.ndarray, prompts: list[str], cfg: RunCon
     bs, out = cfg.evaluate.batch_size, []
     for i in range(0, len(prompts), bs):
         out.append(pipe(idents[i:i + bs], prompts[i:i + bs], seed=cfg.evaluate.seed + i,
-                        num_inference_steps=cfg.evaluate.num_inference_steps, **kw))
+                        num_inference_steps=cfg.evaluate.num_inference_steps, **kw).frames)
     return np.concatenate(out)
 
 
@@ -127,9 +127,9 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
     from components.evaluate.benchmarks import load_benchmark
     from components.evaluate.metric_suite import evaluate_videos
     from components.evaluate.text_video import build_text_video_scorer
-    from components.flow import build_flow_estimator
+    from components.optical_flow import build_flow_estimator
     from components.media import write_image, write_video
-    from components.tracking import step_run
+    from components.tracking import model_tags, step_run
     from model.pipeline import SugarPipeline
     from model.scoring import ScoringEncoders
 
@@ -191,7 +191,7 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
         for key, line in effect_lines.items():
             log.info("image effect on %s: %s", key, line)
         if specs is not None:
-            untrained = SugarPipeline.from_config(pipe.config, seed=cfg.train.seed)
+            untrained = SugarPipeline.from_config(pipe.config, seed=pipe.metadata.get("init_seed", 0))
             _, raw = generate_videos(untrained, specs, cfg)
             for k in SPRITES:
                 metrics[f"baseline_untrained/sprites_{k}"] = _mean(sprites_table(raw, specs), k)
@@ -221,7 +221,7 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
     if sweep:
         (out / "guidance_sweep.json").write_text(json.dumps(sweep, indent=2))
 
-    with step_run(cfg, "evaluate", data_version) as run:
+    with step_run(cfg, "evaluate", data_version, model=model_tags(pipe.config)) as run:
         mlflow.set_tags({"plumbing_only": str(judges.plumbing_only).lower(), "benchmark": bench.name,
                          "text_video_model": scorer.name if scorer is not None else "none",
                          "dynamic_degree_flow": cfg.evaluate.flow, "num_samples": str(len(cases)),

@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from components.flow import FarnebackFlow, FlowEstimator
+from components.optical_flow import FarnebackFlow, FlowEstimator
 
 from .metrics import (METRICS, aggregate_consistency, background_consistency, check_video, clip_frame_features,
                       consecutive_cosine, dino_image_features, dynamic_degree, dynamic_degree_video, mean_cosine,

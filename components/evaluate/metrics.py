@@ -13,7 +13,7 @@ One public function per metric (per video), plus the reference's aggregation ove
 
 `METRICS` names them all; `metric_suite.evaluate_videos` runs any subset over a list of videos. Videos are
 uint8 (T, H, W, 3) RGB arrays (`video_io.load_video` reads files as VBench does); the image transforms are
-`components.image_transforms`, the flow rules `components.flow`. Encoders are `model.scoring.ScoringEncoders`
+`components.image_transforms`, the flow rules `components.optical_flow`. Encoders are `model.scoring.ScoringEncoders`
 (or any object with `dino`, `clip_image`, `clip_text`, `dino_size`, `clip_size`). With the tiny random
 judges (`encoders.plumbing_only`) the numbers only prove the plumbing. CLIP-T/CLIP-I/DINO-I are plain
 cosines: no 2.5x CLIPScore scaling, no clamping (§3.5 asks to state this).
@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from components.flow import FarnebackFlow, FlowEstimator, dynamic_check
+from components.optical_flow import FarnebackFlow, FlowEstimator, dynamic_check
 from components.image_transforms import (clip_transform, dino_transform, dreambooth_clip_transform,
                                          dreambooth_dino_transform)
 

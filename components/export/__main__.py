@@ -6,31 +6,25 @@ export.atol) and, when it holds, registers `export.model_name` (default vidcusto
 of the PyTorch version given by --registration (the register step's JSON output).
 """
 
-import argparse
-import json
-
-from components.cli import add_config_args, config_from_args, data_version_arg, main_wrapper
+from components.cli import StepCLI, arg, data_version_option
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(prog="python -m components.export", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoint_dir")
-    ap.add_argument("output_dir")
-    ap.add_argument("--data-version", default=None, type=data_version_arg)
-    ap.add_argument("--registration", default=None, help="the register step's JSON output")
-    add_config_args(ap)
-    args = ap.parse_args()
+def _export(args, cfg):
+    import json
 
-    def go():
-        from components.export.export import run
+    from components.export.export import run
 
-        reg = json.loads(args.registration) if args.registration else None
-        print(json.dumps(run(args.checkpoint_dir, args.output_dir, config_from_args(args), args.data_version, reg),
-                         indent=2))
+    registration = json.loads(args.registration) if args.registration else None
+    return run(args.checkpoint_dir, args.output_dir, cfg, args.data_version, registration)
 
-    main_wrapper(go)
 
+cli = StepCLI("components.export", __doc__, _export, [
+    arg("checkpoint_dir"),
+    arg("output_dir"),
+    data_version_option(),
+    arg("--registration", default=None, help="the register step's JSON output"),
+])
+build_parser, main = cli.build_parser, cli.main
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

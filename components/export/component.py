@@ -17,3 +17,12 @@ def export(config_json: str, data_version: str, registration: str, checkpoint: d
     onnx_model.metadata.update({"parity_max_abs_diff": result["parity"]["max_abs_diff"],
                                 "model_version": result.get("version")})
     return json.dumps(result)
+
+
+if __name__ == "__main__":  # `python -m components.export.component [PATH]` compiles this component alone
+    import sys
+
+    from kfp import compiler
+
+    path = sys.argv[1] if sys.argv[1:] else "export_component.yaml"
+    compiler.Compiler().compile(export, package_path=path)

@@ -13,10 +13,9 @@ from components.config import RunConfig
 
 
 
-def _cases(cfg: RunConfig) -> list[tuple[np.ndarray, str]]:
+def _cases(cfg: RunConfig, m) -> list[tuple[np.ndarray, str]]:
     from components.sprites import generate, heldout_specs_for
 
-    m = cfg.model
     return [(generate(s, m.height, m.width, m.num_frames)[0], s.caption) for s in heldout_specs_for(cfg, 2)]
 
 
@@ -32,7 +31,7 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
                                      find_versions, metrics_from_tags, register_or_reuse, requirement_pins,
                                      set_aliases, version_tags)
     from components.serving import input_example, signature
-    from components.tracking import logs_to_buffer, step_run
+    from components.tracking import logs_to_buffer, model_tags, step_run
     from components.tracking.tags import SERVER_NUMBERS_TAG
     from model.pipeline import SugarPipeline
 
@@ -41,13 +40,13 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
     pipe = SugarPipeline.from_pretrained(checkpoint_dir)
     export_pipeline(pipe, out, cfg.export.opset)
     sampler = OnnxSugarSampler(out, tuple(cfg.export.providers))
-    report = parity_report(pipe, sampler, _cases(cfg), seed=cfg.evaluate.seed,
-                           steps=cfg.evaluate.num_inference_steps or cfg.model.sampler.num_inference_steps,
+    report = parity_report(pipe, sampler, _cases(cfg, pipe.config), seed=cfg.evaluate.seed,
+                           steps=cfg.evaluate.num_inference_steps or pipe.config.sampler.num_inference_steps,
                            atol=cfg.export.atol)
     report["providers"] = sampler.providers
     (out / "parity_report.json").write_text(json.dumps(report, indent=2))
     result = {"parity": report, "registered": False, "output": str(out)}
-    with step_run(cfg, "export", data_version):
+    with step_run(cfg, "export", data_version, model=model_tags(pipe.config)):
         mlflow.log_dict(report, "parity_report.json")
         mlflow.log_metrics({"parity_max_abs_diff": report["max_abs_diff"], "export_wall_s": time.time() - t0})
         mlflow.set_tag("parity", "passed" if report["passed"] else "failed")
@@ -65,7 +64,7 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
         # The torch version's metrics and gate decision come with `registration` (register's output), not
         # from the registry: after an outage its number may be the server's while this step logs offline.
         carried = dict((registration or {}).get("version_tags") or {})
-        tags = version_tags(pipe.metadata, data_version, metrics_from_tags(carried)) | key | {
+        tags = version_tags(pipe.metadata, pipe.config, data_version, metrics_from_tags(carried)) | key | {
             "parity_max_abs_diff": f"{report['max_abs_diff']:.3g}"}
         if registration:
             tags["source_model"] = f"{registration['model_name']}/{registration['version']}"
@@ -75,7 +74,8 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
         version, reused = register_or_reuse(client, name, existing, tags, lambda: mlflow.pyfunc.log_model(
             name="onnx_model", python_model=OnnxSugarPyfunc(), artifacts={"onnx": str(out)},
             code_paths=CODE_PATHS, signature=signature(),
-            input_example=input_example(cfg.model.height, cfg.model.width), pip_requirements=requirement_pins(*ONNX_REQUIREMENTS_DISTS)),
+            input_example=input_example(pipe.config.height, pipe.config.width),
+            pip_requirements=requirement_pins(*ONNX_REQUIREMENTS_DISTS)),
             key=tuple(key))
         mlflow.set_tags({"model_version": version, "reused": str(reused).lower(),
                          CHECKPOINT_TAG: key[CHECKPOINT_TAG]})

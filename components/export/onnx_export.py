@@ -72,8 +72,8 @@ def export_pipeline(pipe, out: str | Path, opset: int = 17) -> Path:
     lat = torch.randn(n, cfg.latent_frames, cfg.latent_channels, h, w)
     img = torch.rand(n, 3, cfg.height, cfg.width)
     dino, clip = pipe.image_encoders(img)
-    ids = pipe.text_encoder.tokenize(["a prompt"])
-    text = pipe.text_encoder.t5(input_ids=ids).last_hidden_state
+    ids = pipe.tokenize(["a prompt"])
+    text = pipe.text_encoder(input_ids=ids).last_hidden_state
     batch = {0: "batch"}
     _export(GuidedDenoiser(pipe.denoiser), (lat, torch.tensor([500]), dino, clip, text, text,
                                             torch.tensor([3.0, 3.0]), torch.ones(1), torch.zeros(1)),
@@ -82,13 +82,13 @@ def export_pipeline(pipe, out: str | Path, opset: int = 17) -> Path:
             ["velocity"], opset, {k: batch for k in ("latents", "dino", "clip", "text", "uncond_text", "velocity")})
     _export(pipe.image_encoders, (img,), out / "image_encoder.onnx", ["images"], ["dino", "clip"],
             opset, {"images": batch, "dino": batch, "clip": batch})
-    _export(_TextEncoder(pipe.text_encoder.t5), (ids,), out / "text_encoder.onnx", ["input_ids"], ["text"], opset,
+    _export(_TextEncoder(pipe.text_encoder), (ids,), out / "text_encoder.onnx", ["input_ids"], ["text"], opset,
             {"input_ids": batch, "text": batch})
     _export(_Decoder(pipe.codec), (lat,), out / "decoder.onnx", ["latents"], ["video"], opset,
             {"latents": batch, "video": batch})
     np.save(out / "alphas_cumprod.npy", pipe.scheduler.alphas_cumprod.numpy().astype(np.float64))
     (out / "scheduler_config.json").write_text(json.dumps(dict(pipe.scheduler.config), default=str, indent=2))
-    pipe.text_encoder.tokenizer.save_pretrained(out / "tokenizer")
+    pipe.tokenizer.save_pretrained(out / "tokenizer")
     sampler = {"height": cfg.height, "width": cfg.width, "num_frames": cfg.num_frames, "fps": cfg.fps,
                "latent_shape": [cfg.latent_frames, cfg.latent_channels, h, w],
                "max_length": cfg.text_encoder.max_length, "noise": cfg.noise_args, **cfg.sampler.model_dump()}

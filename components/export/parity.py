@@ -13,7 +13,7 @@ def parity_report(pipe, sampler, cases: list[tuple[np.ndarray, str]], seed: int,
     for i, (image, prompt) in enumerate(cases):
         noise = pipe.initial_noise(1, seed + i)
         with torch.no_grad():
-            lat = pipe(image, prompt, seed=seed + i, num_inference_steps=steps, output_latents=True)
+            lat = pipe(image, prompt, seed=seed + i, num_inference_steps=steps, output_type="latent").frames
             ref = pipe.codec.decode(lat).clamp(-1, 1)[0].permute(0, 2, 3, 1).numpy()
         got = sampler(image, prompt, num_inference_steps=steps, noise=noise.numpy(), output_type="float")
         err = float(np.abs(got - ref).max())

@@ -8,34 +8,28 @@ The decision and its reasons are tagged on the version (`gate`, `gate_reasons`) 
 description. Registering a checkpoint already registered (same content hash) reuses that version.
 """
 
-import argparse
-import json
-
-from components.cli import add_config_args, config_from_args, data_version_arg, main_wrapper
+from components.cli import StepCLI, arg, data_version_option
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(prog="python -m components.register", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoint_dir")
-    ap.add_argument("evaluation_dir", help="the evaluate step's output (metrics.json)")
-    ap.add_argument("--data-version", default=None, type=data_version_arg)
-    ap.add_argument("--output-json", default=None, help="also write the result (version, aliases) to this file")
-    add_config_args(ap)
-    args = ap.parse_args()
+def _register(args, cfg):
+    import json
+    from pathlib import Path
 
-    def go():
-        from components.register.register import run
+    from components.register.register import run
 
-        result = run(args.checkpoint_dir, args.evaluation_dir, config_from_args(args), args.data_version)
-        if args.output_json:
-            from pathlib import Path
+    result = run(args.checkpoint_dir, args.evaluation_dir, cfg, args.data_version)
+    if args.output_json:
+        Path(args.output_json).write_text(json.dumps(result))
+    return result
 
-            Path(args.output_json).write_text(json.dumps(result))
-        print(json.dumps(result, indent=2))
 
-    main_wrapper(go)
-
+cli = StepCLI("components.register", __doc__, _register, [
+    arg("checkpoint_dir"),
+    arg("evaluation_dir", help="the evaluate step's output (metrics.json)"),
+    data_version_option(),
+    arg("--output-json", default=None, help="also write the result (version, aliases) to this file"),
+])
+build_parser, main = cli.build_parser, cli.main
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

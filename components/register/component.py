@@ -14,3 +14,12 @@ def register(config_json: str, data_version: str, checkpoint: dsl.Input[dsl.Mode
     from components.register.register import run
 
     return json.dumps(run(checkpoint.path, evaluation.path, config_from_json(config_json), data_version))
+
+
+if __name__ == "__main__":  # `python -m components.register.component [PATH]` compiles this component alone
+    import sys
+
+    from kfp import compiler
+
+    path = sys.argv[1] if sys.argv[1:] else "register_component.yaml"
+    compiler.Compiler().compile(register, package_path=path)

@@ -70,7 +70,7 @@ def run(checkpoint_dir: str | Path, evaluation_dir: str | Path, cfg: RunConfig, 
     from components.register.gate import evaluate_gate
     from components.register.pyfunc import SugarPyfunc
     from components.serving import input_example, signature
-    from components.tracking import configure, step_run, version_numbering
+    from components.tracking import configure, model_tags, step_run, version_numbering
 
     metrics_file = Path(evaluation_dir) / "metrics.json"
     if not metrics_file.is_file():
@@ -106,15 +106,17 @@ def run(checkpoint_dir: str | Path, evaluation_dir: str | Path, cfg: RunConfig, 
     decision = "passed" if passed else "failed"
     rules = {"floors": rc.gate, "must_beat": rc.must_beat, "no_regression": rc.no_regression,
              "tolerance": rc.tolerance, "image_effect": effect_metric, "min_image_effect": rc.min_image_effect}
-    tags = version_tags(meta, data_version, metrics) | {f"eval.{k}": str(v) for k, v in evaluation.items()} | {
+    trained = meta["model_config"]  # the checkpoint's record of what was trained
+    tags = version_tags(meta, trained, data_version, metrics) | {f"eval.{k}": str(v) for k, v in evaluation.items()} | {
         CHECKPOINT_TAG: sha, "gate": decision, "gate_reasons": "; ".join(reasons)[:MAX_TAG_CHARS],
         "gate_champion": f"{champ.version}" if champ is not None else "none"}
 
-    with step_run(cfg, "register", data_version):
+    with step_run(cfg, "register", data_version, model=model_tags(trained)):
         version, reused = register_or_reuse(client, name, existing, tags, lambda: mlflow.pyfunc.log_model(
             name="model", python_model=SugarPyfunc(), artifacts={"checkpoint": str(checkpoint_dir)},
             code_paths=CODE_PATHS, signature=signature(),
-            input_example=input_example(cfg.model.height, cfg.model.width), pip_requirements=requirement_pins(*TORCH_REQUIREMENTS_DISTS)))
+            input_example=input_example(trained["height"], trained["width"]),
+            pip_requirements=requirement_pins(*TORCH_REQUIREMENTS_DISTS)))
         client.update_model_version(name, version, description=gate_description(
             passed, reasons, rules, sha, f"v{champ.version}" if champ is not None else None))
         set_aliases(client, name, version, passed)

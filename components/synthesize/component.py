@@ -28,7 +28,10 @@ def synthesize(config_json: str, dataset: dsl.Output[dsl.Dataset]) -> str:
     return json.dumps(summary)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # `python -m components.synthesize.component [PATH]` compiles this component alone
+    import sys
+
     from kfp import compiler
 
-    compiler.Compiler().compile(synthesize, "synthesize_component.yaml")
+    path = sys.argv[1] if sys.argv[1:] else "synthesize_component.yaml"
+    compiler.Compiler().compile(synthesize, package_path=path)

@@ -8,7 +8,7 @@ fact; `apply_filters` turns scores and `cfg.synthesize.min_*` thresholds into a 
 - dino_identity_score: mean cosine between the identity image's DINO feature and each frame's.
 - frame_consistency: DINO subject consistency, mean of (mean cosine of consecutive frames, mean
   cosine of T random frame pairs); 1.0 for a single frame.
-- flow_score / static_video: VBench's static filter (`components.flow.static_filter`): per frame pair
+- flow_score / static_video: VBench's static filter (`components.optical_flow.static_filter`): per frame pair
   the mean of the top 2 % flow magnitudes (dynamic degree uses 5 %), thres = 3*min(H,W)/256,
   count_num = round(2*N/16); static unless more than count_num consecutive pairs exceed thres or a
   first<->last pair exceeds 2*thres*count_num. flow_score is the mean over consecutive pairs (px per
@@ -58,7 +58,7 @@ def contrast_video(frames: np.ndarray) -> np.ndarray:
 
 def opencv_flow_for(height: int, width: int):
     """Farneback sized to the frame: pyramid down to ~8 px, window a quarter of the shorter side (5..15)."""
-    from components.flow import FarnebackFlow
+    from components.optical_flow import FarnebackFlow
 
     levels = max(1, int(math.log2(max(min(height, width), 8) / 8)) + 1)
     winsize = max(5, min(15, min(height, width) // 4) | 1)
@@ -72,8 +72,8 @@ def flow_score(frames: np.ndarray, estimator=None) -> float:
 
 def static_scores(frames: np.ndarray, estimator=None) -> tuple[bool, float]:
     """(VBench static verdict, mean top-2 % flow magnitude). estimator None: OpenCV Farneback on the clip's
-    contrast channel; otherwise a `components.flow.FlowEstimator` (RAFT) on the RGB frames."""
-    from components.flow import static_filter
+    contrast channel; otherwise a `components.optical_flow.FlowEstimator` (RAFT) on the RGB frames."""
+    from components.optical_flow import static_filter
 
     frames = np.asarray(frames)
     if estimator is None:

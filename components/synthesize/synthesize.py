@@ -84,7 +84,7 @@ def _init_worker(config_json: str) -> None:
 
 def _setup_worker(config_json: str) -> None:
     from components.config import config_from_json
-    from components.flow import build_flow_estimator
+    from components.optical_flow import build_flow_estimator
     from model.scoring import ScoringEncoders
 
     cfg = config_from_json(config_json)

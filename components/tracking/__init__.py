@@ -12,8 +12,8 @@
 Steps import from this package (`from components.tracking import step_run`); the facade is `runs`.
 """
 
-from .runs import (base_tags, begin_pipeline, configure, end_pipeline, flatten, logs_to_buffer, resolve_store,
-                   step_run, target_uri, version_numbering)
+from .runs import (base_tags, begin_pipeline, configure, end_pipeline, flatten, logs_to_buffer, model_tags,
+                   resolve_store, step_run, target_uri, version_numbering)
 from .server import TrackingServerUnreachable, is_remote
 from .store import ensure_experiment, git_commit, init_sqlite_store
 from .tags import PIPELINE_RUN_ENV, PIPELINE_RUN_TAG, PIPELINE_STEP, STEP_TAG

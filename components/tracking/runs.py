@@ -147,9 +147,16 @@ def logs_to_buffer(cfg: RunConfig) -> bool:
     return tracking_buffer.is_buffer_uri(uri, cfg.state) or tracking_failover.is_down(uri, cfg.state)
 
 
-def base_tags(cfg: RunConfig, step: str, data_version: str | None = None) -> dict[str, str]:
-    tags = {STEP_TAG: step, "preset": cfg.preset, "method": cfg.model.method, "git_commit": git_commit(),
-            "attention_design": cfg.model.attention_design}
+def model_tags(model_config) -> dict[str, str]:
+    """The tags that say what model a run trained or used, from a ModelConfig or a checkpoint's record of it
+    (its `model_config`): the checkpoint is the record of what was trained, not the run config."""
+    get = model_config.get if isinstance(model_config, dict) else lambda k: getattr(model_config, k)
+    return {"method": str(get("method")), "attention_design": str(get("attention_design"))}
+
+
+def base_tags(cfg: RunConfig, step: str, data_version: str | None = None,
+              model: dict[str, str] | None = None) -> dict[str, str]:
+    tags = {STEP_TAG: step, "preset": cfg.preset, "git_commit": git_commit(), **(model or {})}
     if data_version:
         tags["data_version"] = data_version
     if os.environ.get(PIPELINE_RUN_ENV):
@@ -164,7 +171,7 @@ def _find_parents(client, experiment_id: str, pipeline_run: str) -> list:
 
 
 def pipeline_parent(cfg: RunConfig, client, experiment_id: str, data_version: str | None = None,
-                    target_uri: str | None = None) -> str | None:
+                    target_uri: str | None = None, model: dict[str, str] | None = None) -> str | None:
     """The parent run of this pipeline execution ($VIDCUSTOM_PIPELINE_RUN) in the client's store, created
     when missing; None outside a pipeline. Two steps creating it at once both keep the earlier one (the
     later is deleted), so sequential steps, and mostly even concurrent ones, share one parent."""
@@ -173,7 +180,7 @@ def pipeline_parent(cfg: RunConfig, client, experiment_id: str, data_version: st
         return None
     found = _find_parents(client, experiment_id, pipeline_run)
     if not found:
-        tags = base_tags(cfg, PIPELINE_STEP, data_version)
+        tags = base_tags(cfg, PIPELINE_STEP, data_version, model)
         if target_uri:
             tags[BUFFERED_FOR_TAG] = target_uri
         mine = client.create_run(experiment_id, tags=tags, run_name=f"pipeline {pipeline_run}")
@@ -213,7 +220,8 @@ def begin_pipeline(cfg: RunConfig) -> dict:
     end_stale_runs(client, exp_id)
     buffered = tracking_buffer.is_buffer_uri(uri, cfg.state)
     target = target_uri(cfg)
-    parent = pipeline_parent(cfg, client, exp_id, target_uri=target if buffered else None)
+    model = model_tags(cfg.model) if cfg.step is None else None  # the driver holds the whole config
+    parent = pipeline_parent(cfg, client, exp_id, target_uri=target if buffered else None, model=model)
     if parent and buffered:
         tracking_buffer.record_run(cfg.state, client.get_run(parent), target, cfg.mlflow.experiment)
     if parent:
@@ -244,10 +252,13 @@ def _end_run(status: str) -> None:
 
 
 @contextmanager
-def step_run(cfg: RunConfig, step: str, data_version: str | None = None, log_config: bool = True):
-    """An MLflow run for one step, tagged with preset, method, git commit and data version, nested under
-    the pipeline execution's parent run when there is one ($VIDCUSTOM_PIPELINE_RUN). It ends FINISHED,
-    FAILED (the step raised) or KILLED (SIGTERM, Ctrl-C); so does the parent, until a later step."""
+def step_run(cfg: RunConfig, step: str, data_version: str | None = None, log_config: bool = True,
+             model: dict[str, str] | None = None):
+    """An MLflow run for one step, tagged with preset, git commit, data version and `model` (`model_tags`: what
+    the step trains or uses, from its checkpoint), nested under the pipeline execution's parent run when there
+    is one ($VIDCUSTOM_PIPELINE_RUN). It logs the config the step received (`config.json`, its own section as
+    params). It ends FINISHED, FAILED (the step raised) or KILLED (SIGTERM, Ctrl-C); so does the parent, until
+    a later step."""
     import mlflow
 
     from . import buffer as tracking_buffer
@@ -259,7 +270,7 @@ def step_run(cfg: RunConfig, step: str, data_version: str | None = None, log_con
     end_stale_runs(client, exp_id, os.environ.get(PIPELINE_RUN_ENV), step)
     buffered = tracking_buffer.is_buffer_uri(uri, cfg.state)
     target = target_uri(cfg) if buffered else None
-    tags = base_tags(cfg, step, data_version) | {OWNER_TAG: owner()}
+    tags = base_tags(cfg, step, data_version, model) | {OWNER_TAG: owner()}
     if buffered:
         tags[BUFFERED_FOR_TAG] = target
     parent = pipeline_parent(cfg, client, exp_id, data_version, target)
@@ -275,8 +286,9 @@ def step_run(cfg: RunConfig, step: str, data_version: str | None = None, log_con
                     tracking_buffer.record_run(cfg.state, client.get_run(parent), target, cfg.mlflow.experiment)
                 tracking_buffer.record_run(cfg.state, run, target, cfg.mlflow.experiment)
             if log_config:
-                mlflow.log_dict(cfg.model_dump(mode="json", by_alias=True), "config.json")
-                mlflow.log_params(flatten(cfg.model_dump(mode="json", by_alias=True).get(step, {}), prefix=step))
+                received = cfg.declared()
+                mlflow.log_dict(received, "config.json")
+                mlflow.log_params(flatten(received.get(step, {}), prefix=step))
             yield run
             status = "FINISHED"
         except (StepTerminated, KeyboardInterrupt):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+HEALTH_TIMEOUT_S = 5
 
 
 class TrackingServerUnreachable(RuntimeError):
@@ -16,18 +16,16 @@ def is_remote(uri: str) -> bool:
 
 
 def check_server(uri: str, retries: int = 3, wait_s: float = 2.0) -> None:
-    """GET <uri>/health up to `retries` times, waiting wait_s, 2*wait_s, ... between tries."""
+    """GET <uri>/health, `retries` tries in all, waiting wait_s, 2*wait_s, 4*wait_s, ... between them (MLflow's
+    own HTTP retry session: connection errors and 429/5xx answers are retried)."""
     if not is_remote(uri):
         return
-    import urllib.request
+    from mlflow.utils.rest_utils import MlflowHostCreds, http_request
 
-    last = None
-    for attempt in range(retries):
-        try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5):
-                return
-        except OSError as err:
-            last = err
-            if attempt + 1 < retries:
-                time.sleep(wait_s * (attempt + 1))
-    raise TrackingServerUnreachable(uri, retries, last)
+    try:
+        response = http_request(MlflowHostCreds(uri.rstrip("/")), "/health", "GET", max_retries=max(0, retries - 1),
+                                backoff_factor=wait_s, backoff_jitter=0, timeout=HEALTH_TIMEOUT_S)
+    except Exception as err:  # noqa: BLE001 - MLflow wraps the transport error; its message says which
+        raise TrackingServerUnreachable(uri, retries, err) from None
+    if response.status_code != 200:
+        raise TrackingServerUnreachable(uri, retries, RuntimeError(f"/health answered {response.status_code}"))

@@ -17,3 +17,12 @@ def train(config_json: str, data_version: str, dataset: dsl.Input[dsl.Dataset],
     checkpoint.metadata.update({"data_version": data_version, "final_loss": summary["final_loss"],
                                 "mlflow_run_id": summary["run_id"]})
     return json.dumps(summary)
+
+
+if __name__ == "__main__":  # `python -m components.train.component [PATH]` compiles this component alone
+    import sys
+
+    from kfp import compiler
+
+    path = sys.argv[1] if sys.argv[1:] else "train_component.yaml"
+    compiler.Compiler().compile(train, package_path=path)

@@ -87,12 +87,13 @@ def run(dataset_dir: str | Path, checkpoint_dir: str | Path, cfg: RunConfig, dat
 def _run_locked(dataset_dir: Path, checkpoint_dir: Path, cfg: RunConfig, data_version: str | None, state: Path) -> dict:
     import mlflow
 
-    from components.tracking import step_run
+    from components.tracking import model_tags, step_run
 
     t0 = time.time()
-    with step_run(cfg, "train", data_version) as run:
+    with step_run(cfg, "train", data_version, model=model_tags(cfg.model)) as run:
+        # init_seed: the untrained weights, which evaluation's baseline rebuilds from the checkpoint's record.
         launch(cfg, dataset_dir, checkpoint_dir, state, {"data_version": data_version, "preset": cfg.preset,
-                                                         "strategy": cfg.train.strategy},
+                                                         "strategy": cfg.train.strategy, "init_seed": cfg.train.seed},
                (mlflow.get_tracking_uri(), run.info.run_id))
         plan = json.loads((state / "plan.json").read_text())
         mlflow.log_dict(plan, "stage_plan.json")

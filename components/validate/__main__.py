@@ -15,38 +15,31 @@ Useful overrides: --set validate.remote=/mnt/dvc-remote  --set validate.push=fal
                   --set validate.min_rows=100  --set validate.workers=4
 """
 
-import argparse
-
-from components.cli import add_config_args, config_from_args, main_wrapper
+from components.cli import StepCLI, arg
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(prog="python -m components.validate", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("dataset_dir", help="the dataset to validate (the synthesize step's output)")
-    ap.add_argument("report_dir", help="where the reports go; must be outside DATASET_DIR")
-    ap.add_argument("--no-mlflow", action="store_true", help="do not log the validation run to MLflow")
-    add_config_args(ap)
-    args = ap.parse_args()
+def _validate(args, cfg) -> None:
+    from components.validate.tracking import log_validation
+    from components.validate.validate import ValidationFailed, run
 
-    def go() -> None:
-        from components.validate.tracking import log_validation
-        from components.validate.validate import ValidationFailed, run
-
-        cfg = config_from_args(args)
-        try:
-            result = run(args.dataset_dir, args.report_dir, cfg)
-        except ValidationFailed as err:
-            if not args.no_mlflow:
-                log_validation(err.result, cfg)
-            raise
+    try:
+        result = run(args.dataset_dir, args.report_dir, cfg)
+    except ValidationFailed as err:
         if not args.no_mlflow:
-            log_validation(result, cfg)
-        print(result.summary())
-        print(result.dvc_hash)  # last line: the version, for scripts
+            log_validation(err.result, cfg)
+        raise
+    if not args.no_mlflow:
+        log_validation(result, cfg)
+    print(result.summary())
+    print(result.dvc_hash)  # last line: the version, for scripts
 
-    main_wrapper(go)
 
+cli = StepCLI("components.validate", __doc__, _validate, [
+    arg("dataset_dir", help="the dataset to validate (the synthesize step's output)"),
+    arg("report_dir", help="where the reports go; must be outside DATASET_DIR"),
+    arg("--no-mlflow", action="store_true", help="do not log the validation run to MLflow"),
+])
+build_parser, main = cli.build_parser, cli.main
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

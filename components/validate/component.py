@@ -43,7 +43,10 @@ def validate(config_json: str, dataset: dsl.Input[dsl.Dataset], report: dsl.Outp
     return result.dvc_hash
 
 
-if __name__ == "__main__":  # compiles on its own, like every component
+if __name__ == "__main__":  # `python -m components.validate.component [PATH]` compiles this component alone
+    import sys
+
     from kfp import compiler
 
-    compiler.Compiler().compile(validate, "validate_component.yaml")
+    path = sys.argv[1] if sys.argv[1:] else "validate_component.yaml"
+    compiler.Compiler().compile(validate, package_path=path)

@@ -24,7 +24,7 @@ class SugarMethod(TrainingMethod):
         return pipe.denoiser
 
     def blocks(self, pipe):
-        return pipe.denoiser.transformer.transformer_blocks
+        return pipe.denoiser.transformer_blocks
 
     def encode(self, pipe, videos, images, captions):
         latents = pipe.codec.encode(videos)  # first: a VAE's encode samples from the global stream
