@@ -214,7 +214,8 @@ class SugarPipeline(DiffusionPipeline):
                                     "vidcustom checkpoint folder")
         if attention_design is not None:
             pipe.transformer.set_attention_design(attention_design)
-            pipe.config.attention_design = attention_design
+        # The module's own config is what runs: the model config's copy of the design follows it.
+        pipe.config.attention_design = pipe.transformer.config.attention_design
         return pipe.eval()
 
     @classmethod

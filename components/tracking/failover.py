@@ -221,14 +221,18 @@ class _Failover:
                 self.buffer_exps.add(self.exp_map[name])
             return self.exp_map[name]
 
-    def run(self, rid: str) -> str:
-        if rid in self.buffer_runs:
-            return rid
+    def _mapped(self, sid: str, mapping: dict, in_buffer: set, cont) -> str:
+        """The buffer id for `sid`: itself when it is a buffer id, else its continuation (made on first use)."""
+        if sid in in_buffer:
+            return sid
         with self.lock:
-            if rid not in self.run_map:
-                self.run_map[rid] = self._continue_run(rid)
-                self.buffer_runs.add(self.run_map[rid])
-            return self.run_map[rid]
+            if sid not in mapping:
+                mapping[sid] = cont(sid)
+                in_buffer.add(mapping[sid])
+            return mapping[sid]
+
+    def run(self, rid: str) -> str:
+        return self._mapped(rid, self.run_map, self.buffer_runs, self._continue_run)
 
     def _continue_run(self, rid: str) -> str:
         from mlflow.entities import ViewType
@@ -248,13 +252,7 @@ class _Failover:
         return run.info.run_id
 
     def model(self, mid: str) -> str:
-        if mid in self.buffer_models:
-            return mid
-        with self.lock:
-            if mid not in self.model_map:
-                self.model_map[mid] = self._continue_model(mid)
-                self.buffer_models.add(self.model_map[mid])
-            return self.model_map[mid]
+        return self._mapped(mid, self.model_map, self.buffer_models, self._continue_model)
 
     def _continue_model(self, mid: str) -> str:
         known = self.server_models.get(mid)
