@@ -1,8 +1,9 @@
 """The serving contract shared by the PyTorch and ONNX pyfunc models (no torch import here).
 
-Request: a DataFrame with `identity_image` (base64 PNG), `prompt` (str) and optional `seed` (int),
-`num_inference_steps` (int). Response: a DataFrame with `video` (base64 H.264 MP4), `num_frames`,
-`height`, `width`.
+Request: a DataFrame with `identity_image` (base64 PNG/JPEG/WebP), `prompt` (str) and optional `seed` (int,
+0 to 2^32-1) and `num_inference_steps` (int, 1 to 100); MLflow `params` `seed` / `num_inference_steps` fill
+rows that leave them out. Every identity image goes through components/preprocess.identity_image, as in
+training and evaluation. Response: a DataFrame with `video` (base64 H.264 MP4), `num_frames`, `height`, `width`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from pathlib import Path
 import numpy as np
 
 MAX_PROMPT_CHARS = 2000
+MAX_SEED = 2**32 - 1  # NumPy's seeds, which both samplers draw their noise from
+MAX_STEPS = 100  # denoising steps: bounds a request's time (the models default to 20-50)
+MAX_ROWS = 16  # videos per request
 
 
 def encode_png(image: np.ndarray) -> str:
@@ -25,14 +29,20 @@ def encode_png(image: np.ndarray) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def decode_png(data: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+def decode_base64(data, field: str = "identity_image") -> bytes:
+    import binascii
 
+    from components.preprocess import MAX_IMAGE_BYTES
+
+    if not isinstance(data, str) or not data:
+        raise ValueError(f"{field} must be a base64 string of a PNG/JPEG image")
+    if len(data) > MAX_IMAGE_BYTES * 4 // 3 + 4:
+        raise ValueError(f"{field} is {len(data):,} base64 characters; the limit is {MAX_IMAGE_BYTES:,} bytes "
+                         "of image")
     try:
-        with Image.open(io.BytesIO(base64.b64decode(data, validate=True))) as img:
-            return np.asarray(img.convert("RGB"))
-    except (ValueError, UnidentifiedImageError) as err:
-        raise ValueError(f"identity_image is not a base64-encoded PNG/JPEG image ({err})") from None
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{field} is not valid base64 (send the image file's bytes, base64-encoded)") from None
 
 
 def encode_mp4(frames: np.ndarray, fps: int) -> str:
@@ -53,23 +63,56 @@ def decode_mp4(data: str) -> np.ndarray:
         return read_video(path)[0]
 
 
-def parse_request(df) -> list[dict]:
-    """Validate a request frame; errors name the row and the field."""
+def _given(row: dict, params: dict, name: str):
+    """The row's value, else the request's `params` value, else None (NaN: absent in a pandas frame)."""
+    value = row.get(name)
+    if value is None or (isinstance(value, float) and value != value):
+        value = params.get(name)
+    return value
+
+
+def _int_in(name: str, value, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or \
+            not float(value).is_integer():
+        raise ValueError(f"{name}={value!r} must be an integer from {lo} to {hi}")
+    if not lo <= int(value) <= hi:
+        raise ValueError(f"{name}={int(value)} is out of range; allowed: {lo} to {hi}")
+    return int(value)
+
+
+def parse_request(df, height: int, width: int, params: dict | None = None,
+                  default_steps: int | None = None) -> list[dict]:
+    """Validate a request frame and bring each identity image to the model's input (components/preprocess.py).
+
+    `params` (MLflow's per-request parameters: seed, num_inference_steps) fill what a row leaves out. Every bad
+    row is reported, by row and field, in one ValueError."""
+    from components.preprocess import identity_image
+
     missing = {"identity_image", "prompt"} - set(df.columns)
     if missing:
-        raise ValueError(f"request is missing columns {sorted(missing)}; send identity_image (base64 PNG) and prompt")
-    rows = []
+        raise ValueError(f"request is missing columns {sorted(missing)}; send identity_image (base64 PNG/JPEG) and "
+                         "prompt")
+    if len(df) > MAX_ROWS:
+        raise ValueError(f"request has {len(df)} rows; the limit is {MAX_ROWS} videos per request")
+    params = params or {}
+    rows, errors = [], []
     for i, r in enumerate(df.to_dict("records")):
-        prompt = r["prompt"]
-        if not isinstance(prompt, str):
-            raise ValueError(f"row {i}: prompt must be a string")
-        if len(prompt) > MAX_PROMPT_CHARS:
-            raise ValueError(f"row {i}: prompt has {len(prompt)} characters, the limit is {MAX_PROMPT_CHARS}")
-        seed = r.get("seed")
-        steps = r.get("num_inference_steps")
-        rows.append({"image": decode_png(r["identity_image"]), "prompt": prompt,
-                     "seed": 0 if seed is None or seed != seed else int(seed),
-                     "num_inference_steps": None if steps is None or steps != steps else int(steps)})
+        try:
+            prompt = r["prompt"]
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise ValueError("prompt must be a non-empty string")
+            if len(prompt) > MAX_PROMPT_CHARS:
+                raise ValueError(f"prompt has {len(prompt)} characters, the limit is {MAX_PROMPT_CHARS}")
+            seed = _given(r, params, "seed")
+            seed = 0 if seed is None else _int_in("seed", seed, 0, MAX_SEED)
+            steps = _given(r, params, "num_inference_steps")
+            steps = default_steps if steps is None else _int_in("num_inference_steps", steps, 1, MAX_STEPS)
+            image = identity_image(decode_base64(r["identity_image"]), height, width)
+            rows.append({"image": image, "prompt": prompt, "seed": seed, "num_inference_steps": steps})
+        except ValueError as err:
+            errors.append(f"row {i}: {err}")
+    if errors:
+        raise ValueError("; ".join(errors))
     return rows
 
 
@@ -80,15 +123,16 @@ def response(videos: list[np.ndarray], fps: int):
                           "width": v.shape[2]} for v in videos])
 
 
-def signature():
+def signature(default_steps: int):
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
     inputs = Schema([ColSpec("string", "identity_image"), ColSpec("string", "prompt"),
                      ColSpec("long", "seed", required=False), ColSpec("long", "num_inference_steps", required=False)])
     outputs = Schema([ColSpec("string", "video"), ColSpec("long", "num_frames"), ColSpec("long", "height"),
                       ColSpec("long", "width")])
-    return ModelSignature(inputs=inputs, outputs=outputs)
+    params = ParamSchema([ParamSpec("seed", "long", 0), ParamSpec("num_inference_steps", "long", default_steps)])
+    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
 
 def input_example(height: int, width: int):

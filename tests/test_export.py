@@ -38,14 +38,41 @@ def test_onnx_sampler_matches_pytorch(tmp_path):
     assert sampler.providers[-1] == "CPUExecutionProvider"
     img = np.zeros((32, 32, 3), np.uint8)
     img[8:24, 8:24] = (200, 40, 40)
-    report = parity_report(pipe, sampler, [(img, "a red box slides left"), (img, "")], seed=3, steps=5, atol=1e-3)
+    from components.export.parity import photo
+
+    cases = [(img, "a red box slides left"), (img, ""), (photo(300, 200, 1), "a red box")]
+    report = parity_report(pipe, sampler, cases, seeds=[3, 4], steps=5, atol=1e-3)
     assert report["passed"], report
-    assert report["max_abs_diff"] < 1e-3
+    assert report["max_abs_diff"] < 1e-3 and report["max_uint8_diff"] <= 1 and len(report["cases"]) == 6
+    assert report["cases"][-1]["image"] == "300x200"
     video = sampler(img, "a red box slides left", num_inference_steps=2, early_dino_drop=0.5)
     assert video.shape == (4, 32, 32, 3) and video.dtype == np.uint8
-    # Any identity-image size is accepted, as by the PyTorch pipeline (the graph is traced at 32x32).
-    big = np.asarray(__import__("PIL.Image").Image.fromarray(img).resize((48, 48)))
-    assert sampler(big, "a red box", num_inference_steps=1).shape == (4, 32, 32, 3)
+    # Any identity-image size is accepted: fitted by the identity contract (the graph is traced at 32x32).
+    assert sampler(photo(48, 40, 2), "a red box", num_inference_steps=1).shape == (4, 32, 32, 3)
+
+
+def test_the_parity_gate_refuses_a_sampler_that_preprocesses_differently(tmp_path):
+    """The bug the gate exists for: a server resizing the identity image its own way (a plain stretch)."""
+    from components.export.onnx_export import export_pipeline
+    from components.export.parity import parity_report, photo
+    from components.export.sampler import OnnxSugarSampler
+
+    pipe = SugarPipeline.from_config(model_config("tiny", num_frames=4)).eval()
+    export_pipeline(pipe, tmp_path / "onnx")
+
+    class Stretching(OnnxSugarSampler):
+        def __call__(self, image, prompt, **kw):
+            from PIL import Image
+
+            raw = getattr(self, "raw", image)
+            stretched = np.asarray(Image.fromarray(raw).resize((32, 32), Image.BILINEAR))
+            return super().__call__(stretched, prompt, **kw)
+
+    sampler = Stretching(tmp_path / "onnx")
+    wide = photo(400, 100, 3)
+    sampler.raw = wide  # it sees the original photo, not the fitted one
+    report = parity_report(pipe, sampler, [(wide, "a red box")], seeds=[0], steps=3, atol=1e-3)
+    assert not report["passed"] and report["max_uint8_diff"] > 1, report
 
 
 def test_onnx_sampler_module_does_not_import_torch():

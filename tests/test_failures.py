@@ -80,9 +80,9 @@ def test_serving_rejects_bad_requests():
     from components.serving import encode_png, parse_request
 
     with pytest.raises(ValueError, match="missing columns"):
-        parse_request(pd.DataFrame([{"prompt": "x"}]))
-    with pytest.raises(ValueError, match="not a base64-encoded"):
-        parse_request(pd.DataFrame([{"identity_image": "bm90IGFuIGltYWdl", "prompt": "x"}]))
+        parse_request(pd.DataFrame([{"prompt": "x"}]), 32, 32)
+    with pytest.raises(ValueError, match="row 0: identity image is not a readable PNG/JPEG"):
+        parse_request(pd.DataFrame([{"identity_image": "bm90IGFuIGltYWdl", "prompt": "x"}]), 32, 32)
     img = encode_png(np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(ValueError, match="row 0: prompt has 5000 characters"):
-        parse_request(pd.DataFrame([{"identity_image": img, "prompt": "x" * 5000}]))
+        parse_request(pd.DataFrame([{"identity_image": img, "prompt": "x" * 5000}]), 32, 32)

@@ -62,7 +62,7 @@ def image_cases(bench, cfg: RunConfig, height: int, width: int) -> tuple[list[di
     """A subject-image benchmark's first `evaluate.num_samples` cases, the model's identity inputs (resized to
     (height, width), aspect kept, padded with white) and the original reference images for CLIP-I / DINO-I."""
     from components.evaluate.benchmarks import expand
-    from components.media import read_image
+    from components.preprocess import decode_image, fit
     from components.storage import local_path
 
     if not cfg.evaluate.benchmark_images:
@@ -70,25 +70,11 @@ def image_cases(bench, cfg: RunConfig, height: int, width: int) -> tuple[list[di
                          "subject images (e.g. DreamBench's dataset/)")
     root = local_path(cfg.evaluate.benchmark_images, what="benchmark images")
     cases = expand(bench, root, limit=cfg.evaluate.num_samples)
-    references = [read_image(c.image) for c in cases]
-    idents = np.stack([_fit(r, height, width) for r in references])
+    references = [decode_image(c.image) for c in cases]  # the served preprocessing (components/preprocess.py)
+    idents = np.stack([fit(r, height, width) for r in references])
     rows = [{"sample_id": c.case_id, "subject_id": c.subject_id, "category": c.category, "caption": c.prompt}
             for c in cases]
     return rows, idents, references
-
-
-def _fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(h, w, 3) -> (height, width, 3): resized to fit, centred on white."""
-    from PIL import Image
-
-    h, w = image.shape[:2]
-    s = min(height / h, width / w)
-    nh, nw = max(1, round(h * s)), max(1, round(w * s))
-    small = np.asarray(Image.fromarray(image).resize((nw, nh), Image.BICUBIC))
-    out = np.full((height, width, 3), 255, np.uint8)
-    y, x = (height - nh) // 2, (width - nw) // 2
-    out[y:y + nh, x:x + nw] = small
-    return out
 
 
 def _sheet_labels(cases: list[dict], rows: list[dict] | None) -> list[str] | None:

@@ -14,6 +14,8 @@ class OnnxSugarPyfunc(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):
         from components.serving import parse_request, response
 
+        c = self.sampler.config
+        rows = parse_request(model_input, c["height"], c["width"], params, c["num_inference_steps"])
         videos = [self.sampler(r["image"], r["prompt"], seed=r["seed"], num_inference_steps=r["num_inference_steps"])
-                  for r in parse_request(model_input)]
-        return response(videos, self.sampler.config["fps"])
+                  for r in rows]
+        return response(videos, c["fps"])

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from components.preprocess import fit
 from model.noise import diffusion_noise
 
 DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -83,11 +84,8 @@ class OnnxSugarSampler:
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
             raise ValueError(f"identity image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
-        if image.shape[:2] != (c["height"], c["width"]):
-            # The image graph is traced at the model's size; the PyTorch pipeline interpolates instead.
-            from PIL import Image
-
-            image = np.asarray(Image.fromarray(image).resize((c["width"], c["height"]), Image.BILINEAR))
+        # The image graph is traced at the model's size: the identity contract fits any other size to it.
+        image = fit(image, c["height"], c["width"])
         pixels = (image.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
         dino, clip = self.sessions["image_encoder"].run(None, {"images": pixels})
         text = self.encode_prompt([prompt])

@@ -14,7 +14,8 @@ class SugarPyfunc(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):
         from components.serving import parse_request, response
 
-        videos = [self.pipe(r["image"], r["prompt"], seed=r["seed"],
-                            num_inference_steps=r["num_inference_steps"]).frames[0]
-                  for r in parse_request(model_input)]
-        return response(videos, self.pipe.config.fps)
+        c = self.pipe.config
+        rows = parse_request(model_input, c.height, c.width, params, c.sampler.num_inference_steps)
+        videos = [self.pipe(r["image"], r["prompt"], seed=r["seed"], num_inference_steps=r["num_inference_steps"]
+                            ).frames[0] for r in rows]
+        return response(videos, c.fps)

@@ -114,7 +114,7 @@ def run(checkpoint_dir: str | Path, evaluation_dir: str | Path, cfg: RunConfig, 
     with step_run(cfg, "register", data_version, model=model_tags(trained)):
         version, reused = register_or_reuse(client, name, existing, tags, lambda: mlflow.pyfunc.log_model(
             name="model", python_model=SugarPyfunc(), artifacts={"checkpoint": str(checkpoint_dir)},
-            code_paths=CODE_PATHS, signature=signature(),
+            code_paths=CODE_PATHS, signature=signature(trained["sampler"]["num_inference_steps"]),
             input_example=input_example(trained["height"], trained["width"]),
             pip_requirements=requirement_pins(*TORCH_REQUIREMENTS_DISTS)))
         client.update_model_version(name, version, description=gate_description(

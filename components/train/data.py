@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from components.dataset import read_manifest, resolve_inside
-from components.media import read_image, read_video
+from components.media import read_video
+from components.preprocess import identity_image
 
 
 @dataclass
@@ -45,7 +46,7 @@ def load_training_set(dataset_dir: str | Path, method, pipe, split: str = "train
             raise ValueError(f"sample {row.sample_id}: video is {frames.shape[:3]}, the model needs at least "
                              f"{cfg.num_frames} frames of {cfg.height}x{cfg.width}")
         videos.append(frames[: cfg.num_frames])
-        images.append(read_image(resolve_inside(dataset_dir, row.identity_image)))
+        images.append(identity_image(resolve_inside(dataset_dir, row.identity_image), cfg.height, cfg.width))
     video = torch.from_numpy(np.stack(videos)).permute(0, 1, 4, 2, 3).float() / 127.5 - 1  # (N, F, 3, H, W)
     parts: dict[str, list[torch.Tensor]] = {}
     with torch.no_grad():
