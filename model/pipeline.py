@@ -53,6 +53,11 @@ def build_scheduler(cfg: ModelConfig):
                                   clip_sample=False, set_alpha_to_one=True)
 
 
+def video_to_uint8(video: torch.Tensor) -> np.ndarray:
+    """Decoded video (N, T, 3, H, W), nominally in [-1, 1] -> uint8 (N, T, H, W, 3): the served rounding."""
+    return ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 1, 3, 4, 2).cpu().numpy()
+
+
 @dataclass
 class SugarPipelineOutput(BaseOutput):
     """
@@ -273,8 +278,7 @@ class SugarPipeline(DiffusionPipeline):
 
     def decode(self, latents: torch.Tensor) -> np.ndarray:
         """latents -> uint8 (N, T, H, W, 3)."""
-        video = self.codec.decode(latents).clamp(-1, 1)
-        return ((video + 1) * 127.5).round().to(torch.uint8).permute(0, 1, 3, 4, 2).cpu().numpy()
+        return video_to_uint8(self.codec.decode(latents))
 
     def initial_noise(self, n: int, seed: int | np.random.Generator) -> torch.Tensor:
         """The starting noise for `seed`: NumPy's generator and model.noise, exactly as the ONNX sampler draws it."""

@@ -62,7 +62,7 @@ def run(checkpoint_dir: str | Path, output_dir: str | Path, cfg: RunConfig, data
         mlflow.set_tag("parity", "passed" if report["passed"] else "failed")
         if not report["passed"]:
             raise RuntimeError(f"ONNX parity failed: max |torch - onnx| = {report['max_abs_diff']:.3g} (limit "
-                               f"{report['tolerance']:.3g}) with shared noise, {report['max_uint8_diff']}/255 (limit "
+                               f"{report['tolerance']:.3g}) decoded, {report['max_uint8_diff']}/255 (limit "
                                f"{report['uint8_tolerance']}/255) as served; not registering "
                                f"{cfg.export.model_name}. Report: {out / 'parity_report.json'}")
         name = cfg.export.model_name

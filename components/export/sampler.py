@@ -46,6 +46,11 @@ def ddim_step(v: np.ndarray, t: int, x: np.ndarray, alphas: np.ndarray, prev_t: 
     return (np.sqrt(a_prev) * x0 + np.sqrt(1 - a_prev) * eps).astype(np.float32)
 
 
+def to_uint8(video: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) float in [-1, 1] -> uint8: the served rounding (as the PyTorch pipeline's)."""
+    return np.rint((video + 1) * 127.5).clip(0, 255).astype(np.uint8)
+
+
 class OnnxSugarSampler:
     """Identity image (uint8 (H, W, 3)) + prompt -> video (T, H, W, 3) uint8, with onnxruntime only."""
 
@@ -111,4 +116,4 @@ class OnnxSugarSampler:
         video = self.sessions["decoder"].run(None, {"latents": x})[0][0]  # (T, 3, H, W) in [-1, 1]
         if output_type == "float":
             return video.transpose(0, 2, 3, 1)
-        return np.rint((video.transpose(0, 2, 3, 1) + 1) * 127.5).clip(0, 255).astype(np.uint8)
+        return to_uint8(video.transpose(0, 2, 3, 1))
