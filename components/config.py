@@ -259,11 +259,37 @@ class ExportConfig(_Strict):
     atol: float = Field(1e-3, gt=0, description="max |torch - onnx| over the sampled video, pixel range [-1, 1]")
     providers: list[str] = Field(default_factory=lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider",
                                                           "CPUExecutionProvider"])
+    # The served sampler's accelerations (components/export/sampler.py), each tried by the export's gate
+    # (components/export/accelerate.py) on top of those accepted before it and served only if accepted.
+    accelerations: list[Literal["branch_plan", "io_binding", "int8", "fewer_steps", "step_cache"]] = Field(
+        default_factory=lambda: ["branch_plan", "int8"],
+        description="tried in this order: branch_plan (skip guidance branches of coefficient 0), io_binding (no "
+                    "measurable gain on CPU: benchmarks/sampler_speed.py), int8 (dynamic int8 denoiser weights), "
+                    "fewer_steps, step_cache (both trade accuracy by design); each costs one sampling of the gate's "
+                    "cases")
+    accel_atol: float = Field(0.02, gt=0, description="gate: max |accelerated - reference| over the gate's videos, "
+                              "pixels in [-1, 1] (0.02: about 2.5 of 255 levels)")
+    accel_identity_drop: float = Field(0.01, ge=0, description="gate: how far the sprites identity score of the "
+                                       "gate's videos may fall below the reference's")
+    fewer_steps_fraction: float = Field(0.5, gt=0, lt=1, description="fewer_steps: the share of the requested "
+                                        "steps that run")
+    cache_interval: int = Field(2, ge=2, description="step_cache: the denoiser runs every this many steps")
+    intra_op_threads: int = Field(0, ge=0, description="onnxruntime threads per session; 0 = physical cores")
+    allow_spinning: bool = Field(False, description="onnxruntime threads busy-wait between ops (faster hand-offs, "
+                                 "but idle threads then take CPU from torch and other requests)")
+    graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
 
     @field_validator("model_name")
     @classmethod
     def _name(cls, value: str) -> str:
         return registry_name(value, "export.model_name")
+
+    @field_validator("accelerations")
+    @classmethod
+    def _once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"export.accelerations={value} names one twice; list each at most once")
+        return value
 
     @field_validator("opset")
     @classmethod

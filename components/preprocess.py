@@ -14,6 +14,7 @@ served is what was evaluated.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +46,11 @@ def _open(source):
         handle = path
     try:
         img = Image.open(handle)  # reads the header only
-    except Image.DecompressionBombError as err:
-        raise ImageError(f"identity image is too large to decode ({err}); the limit is {MAX_IMAGE_PIXELS:,} "
-                         "pixels") from None
+    except Image.DecompressionBombError as err:  # PIL refuses from the header, before our own check
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{int(found[1]):,} pixels" if found else "too many pixels"
+        raise ImageError(f"identity image has {size}; the limit is {MAX_IMAGE_PIXELS:,} (downscale it first)"
+                         ) from None
     except (UnidentifiedImageError, OSError) as err:
         raise ImageError(f"identity image is not a readable PNG/JPEG/WebP image ({err})") from None
     w, h = img.size

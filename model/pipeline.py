@@ -314,13 +314,17 @@ class SugarPipeline(DiffusionPipeline):
                  image_scale: float | None = None, text_scale: float | None = None, seed: int = 0,
                  early_dino_drop: float | None = None, negative_prompt: str | None = None, use_image: bool = True,
                  progress: bool = False, generator=None, latents: torch.Tensor | None = None,
-                 output_type: str = "np", return_dict: bool = True) -> SugarPipelineOutput | tuple:
+                 output_type: str = "np", return_dict: bool = True, branch_plan: bool = True
+                 ) -> SugarPipelineOutput | tuple:
         """Videos for N (identity image, prompt) pairs; sampler settings default to config.sampler.
 
         image: uint8 (H, W, 3) for every prompt, or (N, H, W, 3). prompt: a string or N strings.
         seed / generator / latents: the initial noise (`prepare_latents`); `seed` when neither other is given.
         use_image=False swaps the image for its null in every guidance branch (the "image dropped" ablation).
         output_type: "np" (uint8 (N, T, H, W, 3)), "pt" (float (N, T, 3, H, W) in [0, 1]) or "latent".
+        branch_plan: run only the guidance branches the scales need (`model.guidance.guidance_branches`);
+            False runs all three at every step, as the pipeline did before the plan (same result within float
+            rounding, up to 3x the work).
         Returns `SugarPipelineOutput(frames=...)`, or the tuple `(frames,)` when return_dict is False.
         """
         if output_type not in OUTPUT_TYPES:
@@ -342,7 +346,7 @@ class SugarPipeline(DiffusionPipeline):
             noise.to(self.device), dino, clip, text, uncond, num_inference_steps or s.num_inference_steps,
             s.image_scale if image_scale is None else image_scale, s.text_scale if text_scale is None else text_scale,
             negative_prompt=eq2, early_dino_drop=s.early_dino_drop if early_dino_drop is None else early_dino_drop,
-            use_image=use_image, progress=progress)
+            use_image=use_image, progress=progress, branch_plan=branch_plan)
         if output_type == "np":
             out = self.decode(out)
         elif output_type == "pt":

@@ -97,6 +97,15 @@ def main(argv: list[str] | None = None) -> None:
     from components.compare.report import add_args as _compare_args
 
     _compare_args(cmp)
+    srv = sub.add_parser("serve", help="serve a registered ONNX sampler over HTTP (KServe model server: open "
+                         "inference protocol + an async job API for videos)",
+                         description="Serve models:/vidcustom-onnx@champion (or another registered version) with "
+                         "KServe's Python model server. Endpoints: /v2/health/{live,ready}, "
+                         "/v2/models/NAME/infer, /v1/jobs (submit, progress, cancel, video.mp4), /metrics. "
+                         "SIGTERM drains: no new work, running jobs get --grace-seconds.")
+    from components.server.app import add_args as _serve_args
+
+    _serve_args(srv)
     args = ap.parse_args(argv)
 
     def go() -> int:
@@ -140,6 +149,10 @@ def main(argv: list[str] | None = None) -> None:
             from components.compare.report import run_args
 
             run_args(args)
+        elif args.command == "serve":
+            from components.server.app import run_args as serve
+
+            serve(args)
         return 0
 
     from components.cli import main_wrapper

@@ -110,3 +110,59 @@ def test_sampler_guidance_matches_hand_written_equations_with_early_drop(negativ
         # eq. 1 / eq. 2: v = v(∅,U) + s_I [v(I,U) - v(∅,U)] + s_T [v(I,T) - v(I,U)], U = null text or N
         want = v(False, False, u) + s_i * (v(d, True, u) - v(False, False, u)) + s_t * (v(d, True, 2.0) - v(d, True, u))
         assert out.item() == pytest.approx(want), (i, out.item(), want)
+
+
+SCALES = [(1.0, 1.0), (2.0, 2.0), (2.5, 7.5), (0.0, 1.0), (1.0, 0.0)]
+
+
+@pytest.mark.parametrize("scales", SCALES)
+def test_branch_plan_equals_the_reference_formula(scales):
+    from model.guidance import combine_planned, guidance_branches
+
+    branches, coeffs = guidance_branches(*scales)
+    assert {(1.0, 1.0): (2,), (2.0, 2.0): (0, 2), (2.5, 7.5): (0, 1, 2), (0.0, 1.0): (0, 1, 2),
+            (1.0, 0.0): (1,)}[scales] == branches
+    v = torch.randn(3 * 2, 5, generator=torch.Generator().manual_seed(0))
+    planned = combine_planned(torch.cat([v[2 * b:2 * b + 2] for b in branches]), coeffs)
+    assert torch.allclose(planned, combine_dual_guidance(v, *scales), atol=1e-5)
+    np_planned = combine_planned(torch.cat([v[2 * b:2 * b + 2] for b in branches]).numpy(), coeffs)
+    assert abs(np_planned - combine_dual_guidance(v.numpy(), *scales)).max() < 1e-5  # the ONNX sampler's NumPy
+
+
+@pytest.mark.parametrize("scales,rows", [((1.0, 1.0), 2), ((2.0, 2.0), 4), ((2.5, 7.5), 6)])
+def test_sampler_runs_only_the_planned_branches(scales, rows):
+    from diffusers import DDIMScheduler
+
+    rec = _Recorder()
+    sampler = DualGuidanceSampler(rec, DDIMScheduler(prediction_type="v_prediction", timestep_spacing="trailing"))
+    args = (torch.randn(2, 2, 3, 4, 4), torch.zeros(2, 5, 8), torch.zeros(2, 1, 8), torch.zeros(2, 6, 8),
+            torch.zeros(2, 6, 8), 4, *scales)
+    sampler(*args, early_dino_drop=0.5, progress=False)
+    assert [c[0] for c in rec.calls] == [rows] * 4
+    if scales == (1.0, 1.0):  # branch 2 alone: image (DINO after the early drop) and text
+        assert [c[1] for c in rec.calls] == [[0, 0], [0, 0], [1, 1], [1, 1]]
+    rec.calls.clear()
+    sampler(*args, progress=False, branch_plan=False)  # the sampler before the plan: three branches always
+    assert [c[0] for c in rec.calls] == [6] * 4
+
+
+@pytest.mark.parametrize("scales", SCALES)
+def test_torch_pipeline_with_the_plan_equals_three_branches(scales):
+    pipe = _tiny_pipeline()
+    img = torch.randint(0, 255, (32, 32, 3), generator=torch.Generator().manual_seed(1)).to(torch.uint8).numpy()
+    for kw in ({"early_dino_drop": 0.5}, {"use_image": False}):
+        out = [pipe([img, img], ["a red box", "a cat"], seed=2, num_inference_steps=3, image_scale=scales[0],
+                    text_scale=scales[1], output_type="latent", branch_plan=plan, **kw).frames for plan in (True, False)]
+        assert torch.allclose(out[0], out[1], atol=1e-5), (kw, (out[0] - out[1]).abs().max())
+
+
+_PIPE = {}
+
+
+def _tiny_pipeline():  # one random tiny pipeline for the module
+    from model.config import model_config
+    from model.pipeline import SugarPipeline
+
+    if not _PIPE:
+        _PIPE["pipe"] = SugarPipeline.from_config(model_config("tiny", num_frames=4)).eval()
+    return _PIPE["pipe"]

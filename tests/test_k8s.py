@@ -83,8 +83,10 @@ def generated(directory: Path) -> dict[tuple[str, str], set[str]]:
 
 
 def pod_specs(doc: dict) -> list[dict]:
-    """Pod specs inside a workload (Deployment & co., CronJob, PyTorchJob); [] for other kinds."""
+    """Pod specs inside a workload (Deployment & co., CronJob, PyTorchJob, InferenceService); [] for other kinds."""
     kind, spec = doc.get("kind"), doc.get("spec") or {}
+    if kind == "InferenceService":  # each component is a pod spec (plus KServe's own fields)
+        return [spec[part] for part in ("predictor", "transformer", "explainer") if part in spec]
     if kind in WORKLOAD_KINDS:
         return [spec.get("template", {}).get("spec", {})]
     if kind == "CronJob":
@@ -160,6 +162,7 @@ def effective_resources(directory: Path) -> dict[tuple[str, str, str], dict]:
 BASE_DOCS = resource_docs(BASE)
 BASE_GENERATED = generated(BASE)
 JOB_DOCS = [doc for path in JOBS for doc in load_docs(path)]
+KSERVE_DOCS = resource_docs(K8S / "kserve")
 CONFIG = find(BASE_DOCS, "ConfigMap", "vidcustom-env")["data"]
 
 
@@ -277,9 +280,9 @@ def test_services_select_a_workload_and_its_ports():
                 f"Service/{svc['metadata']['name']}: targetPort {target} is not a container port"
 
 
-@pytest.mark.parametrize("source", ["base", "jobs"])
+@pytest.mark.parametrize("source", ["base", "jobs", "kserve"])
 def test_every_container_has_requests_and_limits(source):
-    docs = BASE_DOCS if source == "base" else JOB_DOCS
+    docs = {"base": BASE_DOCS, "jobs": JOB_DOCS, "kserve": KSERVE_DOCS}[source]
     checked = 0
     for doc in docs:
         for pod in pod_specs(doc):
@@ -356,9 +359,9 @@ def _defined() -> dict[tuple[str, str], set[str] | None]:
     return out
 
 
-@pytest.mark.parametrize("source", ["base", "jobs", "overlays"])
+@pytest.mark.parametrize("source", ["base", "jobs", "kserve", "overlays"])
 def test_references_are_defined_in_base(source):
-    docs = {"base": BASE_DOCS, "jobs": JOB_DOCS,
+    docs = {"base": BASE_DOCS, "jobs": JOB_DOCS, "kserve": KSERVE_DOCS,
             "overlays": [d for o in OVERLAYS for d in overlay_patch_docs(o)]}[source]
     defined = _defined()
     for doc in docs:
@@ -371,7 +374,7 @@ def test_references_are_defined_in_base(source):
 
 
 def test_volume_mounts_name_a_volume():
-    for doc in BASE_DOCS + JOB_DOCS:
+    for doc in BASE_DOCS + JOB_DOCS + KSERVE_DOCS:
         for pod in pod_specs(doc):
             volumes = {v["name"] for v in pod.get("volumes", [])}
             volumes |= {t["metadata"]["name"] for t in doc["spec"].get("volumeClaimTemplates", [])}
@@ -480,17 +483,23 @@ def _serving() -> dict:
 
 
 def test_serving_serves_the_onnx_champion():
-    c = _serving()["spec"]["template"]["spec"]["containers"][0]
+    pod = _serving()["spec"]["template"]["spec"]
+    c = pod["containers"][0]
     argv = command_line(c)
-    assert argv[:3] == ["mlflow", "models", "serve"]
-    assert flag_value(argv, "-m") == SERVING_MODEL_URI
-    assert flag_value(argv, "--env-manager") == "local"
-    port = int(flag_value(argv, "--port"))
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        if probe in c:
-            assert c[probe]["httpGet"]["path"] == "/ping", probe
-    assert "readinessProbe" in c
-    assert port in {p["containerPort"] for p in c["ports"]}
+    assert argv[:2] == ["vidcustom", "serve"]
+    assert flag_value(argv, "--model") == SERVING_MODEL_URI
+    port = int(flag_value(argv, "--http-port"))
+    # KServe's health endpoints: live while the process answers, ready once the model is loaded.
+    paths = {"startupProbe": "/v2/health/ready", "readinessProbe": "/v2/health/ready", "livenessProbe": "/v2/health/live"}
+    for probe, path in paths.items():
+        assert c[probe]["httpGet"]["path"] == path, probe
+    ports = {p.get("name"): p["containerPort"] for p in c["ports"]}
+    assert port in ports.values()
+    for probe in paths:
+        target = c[probe]["httpGet"]["port"]
+        assert ports.get(target, target) == port, f"{probe} probes port {target}"
+    # The kubelet waits longer than the server drains before it kills the container.
+    assert pod["terminationGracePeriodSeconds"] > int(flag_value(argv, "--grace-seconds"))
     sources = {next(iter(s.values()))["name"] for s in c["envFrom"]}
     assert {"vidcustom-env", "vidcustom-s3"} <= sources
 

@@ -170,6 +170,10 @@ def test_export_reuses_the_onnx_version_of_the_same_checkpoint(run_config, check
     assert v.tags["gate"] == "passed" and v.tags["source_model"] == "vidcustom/1"
     assert float(v.tags["metric.sprites_motion"]) == 0.5
     assert [str(x.version) for x in client.search_model_versions("name = 'vidcustom-onnx'")] == ["1"]
+    # What the acceleration gate accepted is what the registered sampler.json serves, and the version says so.
+    runtime = json.loads((tmp_path / "onnx1" / "sampler.json").read_text())["runtime"]
+    assert runtime["accelerations"][0] == "branch_plan" and v.tags["accelerations"] == ",".join(
+        runtime["accelerations"]) and first["accelerations"]["accepted"] == runtime["accelerations"]
 
 
 def test_find_versions_falls_back_to_filtering_client_side():

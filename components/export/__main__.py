@@ -1,9 +1,11 @@
 """python -m components.export CHECKPOINT_DIR OUTPUT_DIR [--registration JSON] [--params ...] [--set ...]
 
-Exports the pipeline to ONNX (denoiser with all guidance branches batched, encoders, decoder) with a
-NumPy scheduler loop for onnxruntime, checks parity against PyTorch (same seed, same inputs, tolerance
-export.atol) and, when it holds, registers `export.model_name` (default vidcustom-onnx) with the aliases
-of the PyTorch version given by --registration (the register step's JSON output).
+Exports the pipeline to ONNX (the raw denoiser with a dynamic batch, encoders, decoder) with a NumPy
+scheduler loop for onnxruntime, checks parity against PyTorch (same seed, same inputs, tolerance
+export.atol), gates each of export.accelerations against the unaccelerated sampler (export.accel_atol,
+export.accel_identity_drop; the accepted ones are what the served sampler uses) and, when parity holds,
+registers `export.model_name` (default vidcustom-onnx) with the aliases of the PyTorch version given by
+--registration (the register step's JSON output).
 """
 
 from components.cli import StepCLI, arg, data_version_option

@@ -1,8 +1,10 @@
 """Trace the pipeline's networks to ONNX (needs torch; the sampler that runs them does not).
 
-Graphs: `denoiser.onnx` (all three guidance branches batched inside, dual guidance combined in-graph),
-`image_encoder.onnx` (DINOv2 + CLIP), `text_encoder.onnx` (T5), `decoder.onnx` (latents -> pixels).
-Beside them: `alphas_cumprod.npy`, `scheduler_config.json`, `sampler.json` and the tokenizer.
+Graphs: `denoiser.onnx` (the raw denoiser, dynamic batch: the sampler stacks the guidance branches it plans and
+combines them in NumPy), `image_encoder.onnx` (DINOv2 + CLIP), `text_encoder.onnx` (T5), `decoder.onnx`
+(latents -> pixels). Beside them: `alphas_cumprod.npy`, `scheduler_config.json`, `sampler.json` and the tokenizer.
+Exports before the branch plan hold a `denoiser.onnx` with the three branches and the guidance inside
+(`GuidedDenoiser`, LEGACY_DENOISER_INPUTS); the sampler tells them apart by the graph's input names.
 """
 
 from __future__ import annotations
@@ -16,9 +18,14 @@ from torch import nn
 
 from model.guidance import combine_dual_guidance
 
+DENOISER_INPUTS = ["latents", "timestep", "dino", "clip", "text", "keep_dino", "keep_clip", "keep_text"]
+LEGACY_DENOISER_INPUTS = ["latents", "timestep", "dino", "clip", "text", "uncond_text", "scales", "keep_dino_image",
+                          "negative"]
+
 
 class GuidedDenoiser(nn.Module):
-    """(latents, t, dino, clip, text, uncond_text, scales (2,), keep_dino_img (1,), negative (1,)) -> guided v.
+    """The denoiser graph of exports before the branch plan (still loaded: registered versions hold it):
+    (latents, t, dino, clip, text, uncond_text, scales (2,), keep_dino_img (1,), negative (1,)) -> guided v.
 
     Branch keep flags are built in-graph from the two scalars, as `model.guidance.branch_keeps` does.
     """
@@ -62,24 +69,45 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
                       dynamic_axes=dynamic, dynamo=False)
 
 
+def _example(pipe, n: int) -> dict[str, torch.Tensor]:
+    cfg = pipe.config
+    h, w = cfg.latent_size
+    img = torch.rand(n, 3, cfg.height, cfg.width)
+    dino, clip = pipe.image_encoders(img)
+    ids = pipe.tokenize(["a prompt"] * n)
+    return {"latents": torch.randn(n, cfg.latent_frames, cfg.latent_channels, h, w), "images": img, "dino": dino,
+            "clip": clip, "ids": ids, "text": pipe.text_encoder(input_ids=ids).last_hidden_state}
+
+
+@torch.no_grad()
+def export_denoiser(pipe, path: str | Path, opset: int = 17, guided: bool = False) -> Path:
+    """The raw denoiser (batch dynamic in every input), or with guided=True the pre-plan `GuidedDenoiser` graph."""
+    batch = {0: "batch"}
+    if guided:
+        e = _example(pipe, 1)
+        _export(GuidedDenoiser(pipe.denoiser), (e["latents"], torch.tensor([500]), e["dino"], e["clip"], e["text"],
+                                                e["text"], torch.tensor([3.0, 3.0]), torch.ones(1), torch.zeros(1)),
+                Path(path), LEGACY_DENOISER_INPUTS, ["velocity"], opset,
+                {k: batch for k in ("latents", "dino", "clip", "text", "uncond_text", "velocity")})
+        return Path(path)
+    # Traced at batch 2 so that no size-1 broadcast is baked in; the sampler runs any batch.
+    e = _example(pipe, 2)
+    keep = torch.tensor([0.0, 1.0])
+    _export(pipe.denoiser, (e["latents"], torch.tensor([500, 500]), e["dino"], e["clip"], e["text"], keep, keep, keep),
+            Path(path), DENOISER_INPUTS, ["velocity"], opset, {k: batch for k in [*DENOISER_INPUTS, "velocity"]})
+    return Path(path)
+
+
 @torch.no_grad()
 def export_pipeline(pipe, out: str | Path, opset: int = 17) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = pipe.config
     h, w = cfg.latent_size
-    n = 1
-    lat = torch.randn(n, cfg.latent_frames, cfg.latent_channels, h, w)
-    img = torch.rand(n, 3, cfg.height, cfg.width)
-    dino, clip = pipe.image_encoders(img)
-    ids = pipe.tokenize(["a prompt"])
-    text = pipe.text_encoder(input_ids=ids).last_hidden_state
+    export_denoiser(pipe, out / "denoiser.onnx", opset)
+    e = _example(pipe, 1)
+    lat, img, ids = e["latents"], e["images"], e["ids"]
     batch = {0: "batch"}
-    _export(GuidedDenoiser(pipe.denoiser), (lat, torch.tensor([500]), dino, clip, text, text,
-                                            torch.tensor([3.0, 3.0]), torch.ones(1), torch.zeros(1)),
-            out / "denoiser.onnx",
-            ["latents", "timestep", "dino", "clip", "text", "uncond_text", "scales", "keep_dino_image", "negative"],
-            ["velocity"], opset, {k: batch for k in ("latents", "dino", "clip", "text", "uncond_text", "velocity")})
     _export(pipe.image_encoders, (img,), out / "image_encoder.onnx", ["images"], ["dino", "clip"],
             opset, {"images": batch, "dino": batch, "clip": batch})
     _export(_TextEncoder(pipe.text_encoder), (ids,), out / "text_encoder.onnx", ["input_ids"], ["text"], opset,

@@ -15,7 +15,7 @@ class OnnxSugarPyfunc(mlflow.pyfunc.PythonModel):
         from components.serving import parse_request, response
 
         c = self.sampler.config
-        rows = parse_request(model_input, c["height"], c["width"], params, c["num_inference_steps"])
-        videos = [self.sampler(r["image"], r["prompt"], seed=r["seed"], num_inference_steps=r["num_inference_steps"])
-                  for r in rows]
+        rows = parse_request(model_input, c["height"], c["width"], params, c["num_inference_steps"], c["num_frames"])
+        videos = [self.sampler(r["image"], r["prompt"], seed=r["seed"], num_inference_steps=r["num_inference_steps"],
+                               image_scale=r["image_scale"], text_scale=r["text_scale"]) for r in rows]
         return response(videos, c["fps"])

@@ -15,7 +15,7 @@ class SugarPyfunc(mlflow.pyfunc.PythonModel):
         from components.serving import parse_request, response
 
         c = self.pipe.config
-        rows = parse_request(model_input, c.height, c.width, params, c.sampler.num_inference_steps)
-        videos = [self.pipe(r["image"], r["prompt"], seed=r["seed"], num_inference_steps=r["num_inference_steps"]
-                            ).frames[0] for r in rows]
+        rows = parse_request(model_input, c.height, c.width, params, c.sampler.num_inference_steps, c.num_frames)
+        videos = [self.pipe(r["image"], r["prompt"], seed=r["seed"], num_inference_steps=r["num_inference_steps"],
+                            image_scale=r["image_scale"], text_scale=r["text_scale"]).frames[0] for r in rows]
         return response(videos, c.fps)
