@@ -56,12 +56,12 @@ def _until(cond, timeout=10.0):
 
 def test_a_job_runs_reports_progress_and_keeps_its_result():
     s = FakeSampler()
-    q = _queue(s)
+    q = _queue(s, current_version=lambda: "7")
     job = q.submit(_rows("a"), key=(3,), timeout_s=60)
     _until(s.started.is_set)
     s.release()
     _until(lambda: job.step == 1)
-    assert job.state == State.RUNNING and job.status()["progress"] == {"step": 1, "total_steps": 3, "fraction": 0.3333}
+    assert job.state == State.RUNNING and job.model_version == "7" and job.status()["progress"] == {"step": 1, "total_steps": 3, "fraction": 0.3333}
     s.release(2)
     assert job.wait(10) and job.state == State.SUCCEEDED
     assert job.result == ["VIDEO OF A"] and job.model_version == "7" and q.get(job.id) is job

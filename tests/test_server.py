@@ -51,17 +51,19 @@ def registry(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serve")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     export_pipeline(SugarPipeline.from_config(model_config("tiny")), tmp / "onnx")
-    client = mlflow.MlflowClient(uri)
+    client = mlflow.MlflowClient(uri, registry_uri=uri)  # not a registry an earlier test set globally
     exp = client.create_experiment("serve", artifact_location=str(tmp / "artifacts"))
-    previous = mlflow.get_tracking_uri()
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     try:
         for _ in range(2):
             with mlflow.start_run(experiment_id=exp):
                 mlflow.pyfunc.log_model(name="onnx_model", python_model=OnnxSugarPyfunc(),
                                         artifacts={"onnx": str(tmp / "onnx")}, registered_model_name=NAME)
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
     client.set_registered_model_alias(NAME, "champion", "1")
     return {"uri": uri, "client": client, "tmp": tmp}
 
@@ -70,7 +72,8 @@ class Server:
     def __init__(self, registry, *flags: str):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "MLFLOW_TRACKING_URI": registry["uri"], "VIDCUSTOM_STATE_DIR": str(registry["tmp"])}
+        env = {**os.environ, "MLFLOW_TRACKING_URI": registry["uri"], "MLFLOW_REGISTRY_URI": registry["uri"],
+               "VIDCUSTOM_STATE_DIR": str(registry["tmp"])}
         self.log = open(registry["tmp"] / f"server-{self.port}.log", "w+")
         self.proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--model",
                                       f"models:/{NAME}@champion", "--http-port", str(self.port), *flags],

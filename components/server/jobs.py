@@ -96,10 +96,10 @@ class JobQueue:
     `finish(videos) -> result` turns a job's videos into what is kept (MP4 bytes), in the worker thread."""
 
     def __init__(self, run_batch: Callable, finish: Callable, max_queue: int = 16, workers: int = 1,
-                 max_batch: int = 4, retain: int = 64):
+                 max_batch: int = 4, retain: int = 64, current_version: Callable[[], str | None] = lambda: None):
         if max_queue < 1 or workers < 1 or max_batch < 1:
             raise ValueError("max_queue, workers and max_batch must be at least 1")
-        self.run_batch, self.finish = run_batch, finish
+        self.run_batch, self.finish, self.current_version = run_batch, finish, current_version
         self.max_queue, self.max_batch, self.retain = max_queue, max_batch, retain
         self._pending: deque[Job] = deque()
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -213,7 +213,7 @@ class JobQueue:
                 if job.expired:
                     self._end(job, State.FAILED, f"time limit of {job.timeout_s:g} s reached while queued")
                     continue
-                job.state, job.started = State.RUNNING, now
+                job.state, job.started, job.model_version = State.RUNNING, now, self.current_version()
                 self._running.add(job.id)
                 metrics.QUEUE_WAIT.observe(now - job.created)
                 live.append(job)

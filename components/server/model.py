@@ -43,7 +43,8 @@ class VidcustomModel(kserve.Model):
         self._swap(load(self.ref))
         lim = self.limits
         self.queue = JobQueue(self._run_batch, self._encode, max_queue=lim.max_queue, workers=lim.max_concurrency,
-                              max_batch=lim.max_batch, retain=lim.retain_jobs)
+                              max_batch=lim.max_batch, retain=lim.retain_jobs,
+                              current_version=lambda: self.current.version)
         self.watcher = AliasWatcher(self.ref, self.current.version, self._swap, lim.poll_s).start()
         self.ready = True
         return self.ready
