@@ -73,7 +73,7 @@ class Server:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "MLFLOW_TRACKING_URI": registry["uri"], "MLFLOW_REGISTRY_URI": registry["uri"],
-               "VIDCUSTOM_STATE_DIR": str(registry["tmp"])}
+               "VIDCUSTOM_HOME": str(registry["tmp"])}
         self.log = open(registry["tmp"] / f"server-{self.port}.log", "w+")
         self.proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--model",
                                       f"models:/{NAME}@champion", "--http-port", str(self.port), *flags],
