@@ -21,6 +21,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -131,22 +132,24 @@ class ServerProcess:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        # The server's log goes to a file: a pipe nobody reads would fill and block its logging.
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="vidcustom-serve-", suffix=".log", delete=False)
         self.proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--model", model,
                                       "--http-port", str(self.port), *extra], cwd=ROOT,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                     stdout=self.log, stderr=subprocess.STDOUT)
         self.peak = 0
         self._stop = threading.Event()
         threading.Thread(target=self._sample, daemon=True).start()
         for _ in range(1200):
             if self.proc.poll() is not None:
-                raise SystemExit(f"the server exited:\n{self.proc.stderr.read()[-3000:]}")
+                raise SystemExit(f"the server exited:\n{Path(self.log.name).read_text()[-3000:]}")
             try:
                 if requests.get(self.url + "/v2/health/ready", timeout=1).status_code == 200:
                     return
             except requests.ConnectionError:
                 pass
             time.sleep(0.25)
-        raise SystemExit("the server did not get ready in 5 minutes")
+        raise SystemExit(f"the server did not get ready in 5 minutes; its log: {self.log.name}")
 
     def _sample(self):
         import psutil
@@ -165,6 +168,8 @@ class ServerProcess:
         self._stop.set()
         self.proc.terminate()
         self.proc.wait(60)
+        self.log.close()
+        os.unlink(self.log.name)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

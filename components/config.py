@@ -262,7 +262,9 @@ class ExportConfig(_Strict):
     # The served sampler's accelerations (components/export/sampler.py), each tried by the export's gate
     # (components/export/accelerate.py) on top of those accepted before it and served only if accepted.
     accelerations: list[Literal["branch_plan", "io_binding", "int8", "fewer_steps", "step_cache"]] = Field(
-        default_factory=lambda: ["branch_plan", "int8"],
+        # int8 is not a default: it moves tiny's videos by 0.2-0.45 and 20M's by 0.025 (docs/serving.md), so the
+        # gate refuses it at the default tolerance and every export would pay its quantisation and sampling.
+        default_factory=lambda: ["branch_plan"],
         description="tried in this order: branch_plan (skip guidance branches of coefficient 0), io_binding (no "
                     "measurable gain on CPU: benchmarks/sampler_speed.py), int8 (dynamic int8 denoiser weights), "
                     "fewer_steps, step_cache (both trade accuracy by design); each costs one sampling of the gate's "

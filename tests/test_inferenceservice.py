@@ -20,7 +20,8 @@ from pathlib import Path
 import kserve
 import kubernetes.client
 import pytest
-import yaml
+
+from test_k8s import command_line, flag_value, load_docs  # one reading of the manifests
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "k8s"
@@ -188,24 +189,6 @@ def inferenceservice_errors(doc) -> list[str]:
 
 
 # --------------------------------------------------------------------------- the manifests
-
-
-def load_docs(path: Path) -> list[dict]:
-    with path.open() as f:
-        return [d for d in yaml.safe_load_all(f) if d is not None]
-
-
-def command_line(container: dict) -> list[str]:
-    return [str(a) for a in container.get("command", []) + container.get("args", [])]
-
-
-def flag_value(argv: list[str], flag: str) -> str:
-    for i, arg in enumerate(argv):
-        if arg == flag:
-            return argv[i + 1]
-        if arg.startswith(flag + "="):
-            return arg.split("=", 1)[1]
-    raise AssertionError(f"{flag} not in {argv}")
 
 
 @pytest.fixture(scope="module")

@@ -309,3 +309,27 @@ def test_full_queue_refuses_with_503_and_sigterm_drains(registry):
         assert queued["id"] != running["id"]
     finally:
         s.stop()
+
+
+def test_model_references_are_parsed_and_a_missing_model_is_named(tmp_path):
+    import mlflow
+
+    from components.server.loader import ModelRef, load
+
+    assert ModelRef.parse("models:/vidcustom-onnx@champion") == ModelRef("models:/vidcustom-onnx@champion",
+                                                                         "vidcustom-onnx", "champion", None)
+    assert ModelRef.parse("models:/vidcustom-onnx/3").version == "3"
+    assert ModelRef.parse(str(tmp_path)).name is None  # a local MLflow model folder
+    with pytest.raises(ValueError, match="models:/NAME@ALIAS"):
+        ModelRef.parse("models:/a/b/c")
+    uri = f"sqlite:///{tmp_path / 'empty.db'}"
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        with pytest.raises(ValueError, match=r"cannot load models:/nope@champion from sqlite:.*empty.db: .*nope not "
+                                             r"found.*--tracking-uri"):
+            load(ModelRef.parse("models:/nope@champion"))
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])

@@ -62,10 +62,18 @@ def load(ref: ModelRef, version: str | None = None) -> LoadedModel:
     import mlflow
     import mlflow.pyfunc
 
-    if ref.name and version is None:
-        version = ref.current_version(mlflow.MlflowClient())
-    uri = f"models:/{ref.name}/{version}" if ref.name else ref.uri
-    python_model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    from mlflow.exceptions import MlflowException
+
+    uri = ref.uri
+    try:
+        if ref.name and version is None:
+            version = ref.current_version(mlflow.MlflowClient())
+        uri = f"models:/{ref.name}/{version}" if ref.name else ref.uri
+        python_model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    except (MlflowException, OSError) as err:
+        message = getattr(err, "message", None) or str(err)
+        raise ValueError(f"cannot load {uri} from {mlflow.get_tracking_uri()}: {message} (check --model and "
+                         "--tracking-uri)") from None
     sampler = getattr(python_model, "sampler", None)
     if sampler is None or not isinstance(getattr(sampler, "config", None), dict):
         raise ValueError(f"{uri} is not an ONNX sampler model: `vidcustom serve` serves what the export step registers "
