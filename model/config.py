@@ -2,6 +2,10 @@
 
 One pydantic model is the single source of truth for what a checkpoint is. The run config
 (components/config.py) embeds it; `vidcustom.json` in a checkpoint stores it.
+
+`method` picks the customization method: "sugar" (CogVideoX; every section but `videomaker`) or "videomaker"
+(AnimateDiff; the `videomaker` section plus the shared sizes height, width, num_frames, fps). The other method's
+sections are kept, unread, so that `--set model.method=videomaker` works on any preset.
 """
 
 from __future__ import annotations
@@ -113,7 +117,8 @@ class ConditioningConfig(_Strict):
 
 
 class NoiseConfig(_Strict):
-    """[RECON] The diffusion noise (model/noise.py): white, plus a smooth field shared by all frames."""
+    """[RECON] The diffusion noise (model/noise.py): white, plus a smooth field shared by all frames. SUGAR only:
+    VideoMaker works in an SD VAE's latent space and draws white noise, as AnimateDiff was trained."""
 
     low_frequency: float = Field(
         0.0, ge=0.0, le=10.0,
@@ -123,10 +128,114 @@ class NoiseConfig(_Strict):
     grid: int = Field(4, ge=1, le=64, description="lattice cells per side of the smooth field")
 
 
+VIDEOMAKER_LATENT_CHANNELS = 4  # SD1.5's VAE and UNet (the tiny ones copy it)
+MOTION_MAX_FRAMES = 32  # positions of the motion modules' table: tiny_unet and animatediff-motion-adapter-v1-5-3
+SD15_VAE_FACTOR, SD15_UNET_FACTOR = 8, 8  # a pretrained SD1.5 VAE downsamples 8x, its UNet 3 more times
+
+
+class DDIMConfig(_Strict):
+    """VideoMaker's noise schedule and sampler (METHOD_NOTES §2.7, V-code `inference.py`): diffusers' DDIMScheduler
+    with AnimateDiff's linear betas. Training noises with the same schedule (`add_noise`)."""
+
+    num_train_timesteps: int = Field(1000, ge=1)
+    beta_start: float = Field(0.00085, gt=0, lt=1, description="SD1.5's")
+    beta_end: float = Field(0.012, gt=0, lt=1, description="SD1.5's")
+    beta_schedule: Literal["linear", "scaled_linear"] = Field(
+        "linear", description="AnimateDiff's motion modules were trained on linear betas (SD1.5 itself: scaled_linear)")
+    timestep_spacing: Literal["linspace", "leading", "trailing"] = "linspace"
+    steps_offset: int = Field(1, ge=0)
+    clip_sample: bool = False
+    set_alpha_to_one: bool = Field(False, description="SD1.5's scheduler config")
+    prediction_type: Literal["epsilon"] = Field(
+        "epsilon", description="GIRL's terms are noise predictions (§2.4): no other target is implemented")
+
+    @model_validator(mode="after")
+    def _betas_rise(self) -> "DDIMConfig":
+        if self.beta_end <= self.beta_start:
+            raise ValueError(f"beta_end={self.beta_end} must exceed beta_start={self.beta_start}")
+        return self
+
+
+class VideoMakerConfig(_Strict):
+    """VideoMaker on AnimateDiff (METHOD_NOTES §2), read when `method` is "videomaker".
+
+    Paths are local diffusers / transformers folders; an `s3://` URI is accepted here and must be made local by
+    the step that builds the pipeline (components.storage.local_path: model/ reaches no object store). A path left
+    null builds a tiny random module from the sizes below (the diffusers testing convention), so `tiny` with
+    `method=videomaker` runs on a laptop CPU.
+    """
+
+    unet_path: str | None = Field(
+        None, description="SD1.5 UNet2DConditionModel folder (the paper: Realistic_Vision_V5.1_noVAE/unet), inflated "
+                          "with motion_adapter_path; or a UNetMotionModel folder (a trained VideoMaker's unet/), used "
+                          "as is. null: a tiny random UNetMotionModel")
+    motion_adapter_path: str | None = Field(
+        None, description="diffusers MotionAdapter folder (the paper: animatediff-motion-adapter-v1-5-3)")
+    vae_path: str | None = Field(None, description="AutoencoderKL folder (SD1.5's; Realistic Vision ships none)")
+    text_encoder_path: str | None = Field(None, description="CLIPTextModel folder (SD1.5's CLIP ViT-L/14 text tower)")
+    tokenizer_path: str | None = Field(None, description="CLIP tokenizer folder; null: the tiny word tokenizer")
+    max_length: int = Field(32, ge=2, le=512, description="tokens per prompt (CLIP: 77)")
+    # tiny sizes (used only where the matching path is null)
+    vae_block_out_channels: tuple[int, ...] = Field(
+        (16, 32, 32), min_length=1, description="tiny VAE: one block per entry, each but the last downsamples 2x "
+                                                "(three blocks: 32x32 frames -> 8x8 latents); multiples of 8")
+    text_hidden_size: int = Field(32, ge=8, description="tiny CLIP text width, also the tiny UNet's cross-attention width")
+    text_num_layers: int = Field(2, ge=1)
+    text_num_heads: int = Field(4, ge=1)
+    text_intermediate_size: int = Field(64, ge=8)
+    # the method (§2.4, §2.5)
+    girl_alpha: float = Field(0.01, ge=0.0, le=1.0, description="GIRL: the reference is noised at t' = floor(alpha*t)")
+    girl_beta: float = Field(0.1, ge=0.0, description="GIRL: loss = L_video + beta * L_reg")
+    update_motion: bool = Field(True, description="train the motion modules with the spatial self-attention (the "
+                                                  "paper's final model, Table 3 row 4); false: attn1 only")
+    reference_drop: float = Field(
+        0.1, ge=0.0, le=1.0, description="[RECON] probability that a training sample's reference is dropped to the "
+                                         "all-zeros latent (the unconditional input CFG uses, §2.5); the paper does "
+                                         "not state the rate; 0.1 is the rate SD1.5 dropped its text condition at")
+    # sampling (§2.7); the pipeline's `config.sampler` mirrors these for code written for SUGAR
+    guidance_scale: float = Field(8.0, ge=0.0, description="single-scale CFG: eps_u + s * (eps_c - eps_u)")
+    num_inference_steps: int = Field(30, ge=1, le=1000)
+    negative_prompt: str = Field(
+        "worst quality, low quality, blurry, deformed, watermark",
+        description="[RECON] the unconditional branch's text; the paper's code uses a long fixed string, this is a "
+                    "short one of the same kind")
+    scheduler: DDIMConfig = DDIMConfig()
+
+    @model_validator(mode="after")
+    def _check_sizes(self) -> "VideoMakerConfig":
+        if self.motion_adapter_path and not self.unet_path:
+            raise ValueError("motion_adapter_path is set but unet_path is not: the adapter inflates a pretrained "
+                             "SD1.5 UNet; set unet_path too")
+        odd = [c for c in self.vae_block_out_channels if c % 8]
+        if odd:
+            raise ValueError(f"vae_block_out_channels={list(self.vae_block_out_channels)}: {odd} are not "
+                             "multiples of 8 (the tiny VAE's group-norm groups)")
+        if self.text_hidden_size % self.text_num_heads:
+            raise ValueError(f"text_hidden_size={self.text_hidden_size} must be a multiple of "
+                             f"text_num_heads={self.text_num_heads}")
+        return self
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return SD15_VAE_FACTOR if self.vae_path else 2 ** (len(self.vae_block_out_channels) - 1)
+
+    @property
+    def size_multiple(self) -> int:
+        """What frame sides must divide by: the VAE's factor times the UNet's downsampling (tiny_unet: 2x)."""
+        return self.vae_scale_factor * (SD15_UNET_FACTOR if self.unet_path else 2)
+
+    def as_sampler(self) -> SamplerConfig:
+        """These sampling defaults as a SamplerConfig, for code that reads SUGAR's `sampler` section."""
+        return SamplerConfig(num_inference_steps=self.num_inference_steps, guidance="negative_prompt",
+                             image_scale=self.guidance_scale, text_scale=self.guidance_scale,
+                             negative_prompt=self.negative_prompt)
+
+
 class ModelConfig(_Strict):
     """Everything that defines a vidcustom checkpoint."""
 
-    method: Literal["sugar"] = "sugar"
+    method: Literal["sugar", "videomaker"] = Field(
+        "sugar", description="sugar: SUGAR on CogVideoX; videomaker: VideoMaker on AnimateDiff (reads `videomaker`)")
     preset: str = "tiny"
     height: int = Field(32, ge=8)
     width: int = Field(32, ge=8)
@@ -152,9 +261,12 @@ class ModelConfig(_Strict):
     sampler: SamplerConfig = SamplerConfig()
     conditioning: ConditioningConfig = ConditioningConfig()
     noise: NoiseConfig = NoiseConfig()
+    videomaker: VideoMakerConfig = VideoMakerConfig()
 
     @model_validator(mode="after")
     def _check_shapes(self) -> "ModelConfig":
+        if self.method == "videomaker":
+            return self._check_videomaker_shapes()
         if self.codec.kind == "pixel_unshuffle":
             f, p = self.codec.factor, self.transformer.patch_size
             if self.height % (f * p) or self.width % (f * p):
@@ -171,24 +283,46 @@ class ModelConfig(_Strict):
                 f"text_encoder.d_model={self.text_encoder.d_model}")
         return self
 
+    def _check_videomaker_shapes(self) -> "ModelConfig":
+        m = self.videomaker.size_multiple
+        if self.height % m or self.width % m:
+            raise ValueError(f"height={self.height} and width={self.width} must be multiples of {m} with "
+                             f"method=videomaker (the VAE's {self.videomaker.vae_scale_factor}x times the UNet's "
+                             "downsampling)")
+        if self.num_frames + 1 > MOTION_MAX_FRAMES:
+            raise ValueError(f"num_frames={self.num_frames} is too many for method=videomaker: the frames plus the "
+                             f"reference must fit the motion modules' {MOTION_MAX_FRAMES} positions; set num_frames "
+                             f"to at most {MOTION_MAX_FRAMES - 1}")
+        return self
+
+    # The latent shape (N, latent_frames, latent_channels, *latent_size) and its noise, for either method.
     @property
     def noise_args(self) -> dict:
         """Keyword arguments of model.noise.diffusion_noise for this model (also written to sampler.json)."""
+        if self.method == "videomaker":  # white noise in the SD VAE's latent space (NoiseConfig)
+            return {"low_frequency": 0.0, "grid": self.noise.grid, "unshuffle": 1}
         unshuffle = self.codec.factor if self.codec.kind == "pixel_unshuffle" else 1
         return {"low_frequency": self.noise.low_frequency, "grid": self.noise.grid, "unshuffle": unshuffle}
 
     @property
     def latent_channels(self) -> int:
+        if self.method == "videomaker":
+            return VIDEOMAKER_LATENT_CHANNELS
         return 3 * self.codec.factor ** 2 if self.codec.kind == "pixel_unshuffle" else 16
 
     @property
     def latent_frames(self) -> int:
+        if self.method == "videomaker":  # the VAE is per frame
+            return self.num_frames
         r = self.transformer.temporal_compression_ratio
         return (self.num_frames - 1) // r + 1
 
     @property
     def latent_size(self) -> tuple[int, int]:
-        f = self.codec.factor if self.codec.kind == "pixel_unshuffle" else 8
+        if self.method == "videomaker":
+            f = self.videomaker.vae_scale_factor
+        else:
+            f = self.codec.factor if self.codec.kind == "pixel_unshuffle" else 8
         return self.height // f, self.width // f
 
 
@@ -224,12 +358,24 @@ def _cogvideox(width: int, layers: int, heads: int, rope: bool, root: str) -> di
     )
 
 
+def _animatediff(root: str) -> dict:
+    """VideoMaker's scale (METHOD_NOTES §2.1): 512x512, 16 frames, from local copies of the paper's bases.
+    root/unet, text_encoder/, tokenizer/: Realistic_Vision_V5.1_noVAE's folders; root/motion_adapter:
+    animatediff-motion-adapter-v1-5-3; root/vae: an SD1.5 VAE (the base ships none) [GUESS: sd-vae-ft-mse]."""
+    return dict(
+        preset="animatediff-sd15", method="videomaker", height=512, width=512, num_frames=16, fps=8,
+        videomaker=dict(unet_path=f"{root}/unet", motion_adapter_path=f"{root}/motion_adapter", vae_path=f"{root}/vae",
+                        text_encoder_path=f"{root}/text_encoder", tokenizer_path=f"{root}/tokenizer", max_length=77),
+    )
+
+
 # Presets are plain dicts so params.yaml overrides merge onto them key by key.
 PRESETS: dict[str, dict] = {
     # pixel space: smooth noise keeps colour for the identity image to tell (NoiseConfig, docs/decisions.md)
     "tiny": {"noise": {"low_frequency": 1.5}},
     "cogvideox-2b": _cogvideox(1920, 30, 30, rope=False, root="models/CogVideoX-2b"),
     "cogvideox-5b": _cogvideox(3072, 42, 48, rope=True, root="models/CogVideoX-5b"),
+    "animatediff-sd15": _animatediff(root="models/animatediff-sd15"),
 }
 
 

@@ -85,7 +85,42 @@ class SugarPipelineConfig(ModelConfig):
         return self._model_index[name]
 
 
-class SugarPipeline(DiffusionPipeline):
+class SeededLatentsMixin:
+    """The initial noise of both methods' pipelines, from a seed through NumPy (model.noise), so the PyTorch
+    pipelines and the ONNX sampler draw the same noise. Needs `self.config` with latent_frames,
+    latent_channels, latent_size and noise_args."""
+
+    def initial_noise(self, n: int, seed: int | np.random.Generator) -> torch.Tensor:
+        """The starting noise for `seed`: NumPy's generator and model.noise, exactly as the ONNX sampler draws it."""
+        c = self.config
+        shape = (n, c.latent_frames, c.latent_channels, *c.latent_size)
+        return torch.from_numpy(diffusion_noise(np.random.default_rng(seed), shape, **c.noise_args))
+
+    def prepare_latents(self, n: int, seed: int = 0, generator=None, latents: torch.Tensor | None = None):
+        """The initial noise (N, F, C, h, w): `latents` as given; else drawn by `generator` (an int seed, a NumPy
+        or a torch Generator, or a list of them, one per sample); else by `seed`.
+
+        A torch.Generator seeds the NumPy generator that draws the noise (model.noise is NumPy, shared with
+        the ONNX sampler), so the same generator state gives the same video and the generator advances.
+        """
+        c = self.config
+        shape = (n, c.latent_frames, c.latent_channels, *c.latent_size)
+        if latents is not None:
+            if tuple(latents.shape) != shape:
+                raise ValueError(f"latents of shape {tuple(latents.shape)} given; this pipeline starts from {shape}")
+            return latents
+        if generator is None:
+            return self.initial_noise(n, seed)
+        if isinstance(generator, list):
+            if len(generator) != n:
+                raise ValueError(f"got {len(generator)} generators for {n} samples")
+            return torch.cat([self.prepare_latents(1, generator=g) for g in generator])
+        if isinstance(generator, torch.Generator):
+            generator = int(torch.randint(2**63 - 1, (1,), generator=generator, device=generator.device))
+        return self.initial_noise(n, generator)
+
+
+class SugarPipeline(SeededLatentsMixin, DiffusionPipeline):
     r"""
     SUGAR (zero-shot subject-driven video customization) on a CogVideoX transformer.
 
@@ -279,35 +314,6 @@ class SugarPipeline(DiffusionPipeline):
     def decode(self, latents: torch.Tensor) -> np.ndarray:
         """latents -> uint8 (N, T, H, W, 3)."""
         return video_to_uint8(self.codec.decode(latents))
-
-    def initial_noise(self, n: int, seed: int | np.random.Generator) -> torch.Tensor:
-        """The starting noise for `seed`: NumPy's generator and model.noise, exactly as the ONNX sampler draws it."""
-        c = self.config
-        shape = (n, c.latent_frames, c.latent_channels, *c.latent_size)
-        return torch.from_numpy(diffusion_noise(np.random.default_rng(seed), shape, **c.noise_args))
-
-    def prepare_latents(self, n: int, seed: int = 0, generator=None, latents: torch.Tensor | None = None):
-        """The initial noise (N, F, C, h, w): `latents` as given; else drawn by `generator` (an int seed, a NumPy
-        or a torch Generator, or a list of them, one per sample); else by `seed`.
-
-        A torch.Generator seeds the NumPy generator that draws the noise (model.noise is NumPy, shared with
-        the ONNX sampler), so the same generator state gives the same video and the generator advances.
-        """
-        c = self.config
-        shape = (n, c.latent_frames, c.latent_channels, *c.latent_size)
-        if latents is not None:
-            if tuple(latents.shape) != shape:
-                raise ValueError(f"latents of shape {tuple(latents.shape)} given; this pipeline starts from {shape}")
-            return latents
-        if generator is None:
-            return self.initial_noise(n, seed)
-        if isinstance(generator, list):
-            if len(generator) != n:
-                raise ValueError(f"got {len(generator)} generators for {n} samples")
-            return torch.cat([self.prepare_latents(1, generator=g) for g in generator])
-        if isinstance(generator, torch.Generator):
-            generator = int(torch.randint(2**63 - 1, (1,), generator=generator, device=generator.device))
-        return self.initial_noise(n, generator)
 
     @torch.no_grad()
     def __call__(self, image, prompt: str | list[str], num_inference_steps: int | None = None,

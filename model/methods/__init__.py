@@ -2,8 +2,9 @@
 
 from .base import Batch, TrainingMethod
 from .sugar import SugarMethod
+from .videomaker import VideoMakerMethod
 
-METHODS: dict[str, type[TrainingMethod]] = {SugarMethod.name: SugarMethod}
+METHODS: dict[str, type[TrainingMethod]] = {m.name: m for m in (SugarMethod, VideoMakerMethod)}
 
 
 def get_method(config) -> TrainingMethod:
@@ -14,4 +15,4 @@ def get_method(config) -> TrainingMethod:
         raise ValueError(f"model.method={config.method!r} is unknown; choose one of {sorted(METHODS)}") from None
 
 
-__all__ = ["METHODS", "Batch", "SugarMethod", "TrainingMethod", "get_method"]
+__all__ = ["METHODS", "Batch", "SugarMethod", "TrainingMethod", "VideoMakerMethod", "get_method"]
