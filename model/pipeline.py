@@ -85,10 +85,20 @@ class SugarPipelineConfig(ModelConfig):
         return self._model_index[name]
 
 
-class SeededLatentsMixin:
-    """The initial noise of both methods' pipelines, from a seed through NumPy (model.noise), so the PyTorch
-    pipelines and the ONNX sampler draw the same noise. Needs `self.config` with latent_frames,
-    latent_channels, latent_size and noise_args."""
+class VidcustomPipelineMixin:
+    """What SUGAR's and VideoMaker's pipelines share: `self.config` is a ModelConfig view (not diffusers'
+    FrozenDict), and the initial noise comes from a seed through NumPy (model.noise), so the PyTorch pipelines
+    and the ONNX sampler draw the same noise."""
+
+    def __setattr__(self, name: str, value: Any):
+        # DiffusionPipeline.__setattr__ reads the model index through `self.config`, the ModelConfig here:
+        # keep the index of a reassigned component up to date from the index itself.
+        from diffusers.pipelines.pipeline_loading_utils import _fetch_class_library_tuple
+
+        index = self.__dict__.get("_internal_dict", {})
+        if name in self.__dict__ and isinstance(index.get(name), (tuple, list)):
+            self.register_to_config(**{name: (None, None) if value is None else _fetch_class_library_tuple(value)})
+        object.__setattr__(self, name, value)
 
     def initial_noise(self, n: int, seed: int | np.random.Generator) -> torch.Tensor:
         """The starting noise for `seed`: NumPy's generator and model.noise, exactly as the ONNX sampler draws it."""
@@ -120,7 +130,7 @@ class SeededLatentsMixin:
         return self.initial_noise(n, generator)
 
 
-class SugarPipeline(SeededLatentsMixin, DiffusionPipeline):
+class SugarPipeline(VidcustomPipelineMixin, DiffusionPipeline):
     r"""
     SUGAR (zero-shot subject-driven video customization) on a CogVideoX transformer.
 
@@ -157,16 +167,6 @@ class SugarPipeline(SeededLatentsMixin, DiffusionPipeline):
         view = self.__dict__["_model_config"]
         view._model_index = self.__dict__.get("_internal_dict", {})
         return view
-
-    def __setattr__(self, name: str, value: Any):
-        # DiffusionPipeline.__setattr__ reads the model index through `self.config`, the ModelConfig here:
-        # keep the index of a reassigned component up to date from the index itself.
-        from diffusers.pipelines.pipeline_loading_utils import _fetch_class_library_tuple
-
-        index = self.__dict__.get("_internal_dict", {})
-        if name in self.__dict__ and isinstance(index.get(name), (tuple, list)):
-            self.register_to_config(**{name: (None, None) if value is None else _fetch_class_library_tuple(value)})
-        object.__setattr__(self, name, value)
 
     @property
     def denoiser(self) -> SugarTransformer3DModel:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +23,7 @@ from transformers import CLIPTextModel, PreTrainedTokenizerBase
 
 from ..config import ModelConfig
 from ..encoders import to_unit_tensor
-from ..pipeline import (CHECKPOINT_META, OUTPUT_TYPES, SeededLatentsMixin, SugarPipelineConfig, SugarPipelineOutput,
+from ..pipeline import (CHECKPOINT_META, OUTPUT_TYPES, SugarPipelineConfig, SugarPipelineOutput, VidcustomPipelineMixin,
                         video_to_uint8)
 from .attention import install_pisa
 from .builders import build_scheduler, build_text_encoder, build_tokenizer, build_unet, build_vae
@@ -33,7 +32,7 @@ from .unet import predict_with_reference
 logger = logging.getLogger(__name__)
 
 
-class VideoMakerPipeline(SeededLatentsMixin, DiffusionPipeline):
+class VideoMakerPipeline(VidcustomPipelineMixin, DiffusionPipeline):
     r"""
     VideoMaker (zero-shot subject-driven video customization) on AnimateDiff (METHOD_NOTES §2).
 
@@ -74,17 +73,6 @@ class VideoMakerPipeline(SeededLatentsMixin, DiffusionPipeline):
         view._model_index = self.__dict__.get("_internal_dict", {})
         view.__dict__["sampler"] = view.videomaker.as_sampler()
         return view
-
-    # Copied from model.pipeline.SugarPipeline.__setattr__
-    def __setattr__(self, name: str, value: Any):
-        # DiffusionPipeline.__setattr__ reads the model index through `self.config`, the ModelConfig here:
-        # keep the index of a reassigned component up to date from the index itself.
-        from diffusers.pipelines.pipeline_loading_utils import _fetch_class_library_tuple
-
-        index = self.__dict__.get("_internal_dict", {})
-        if name in self.__dict__ and isinstance(index.get(name), (tuple, list)):
-            self.register_to_config(**{name: (None, None) if value is None else _fetch_class_library_tuple(value)})
-        object.__setattr__(self, name, value)
 
     @property
     def device(self) -> torch.device:
