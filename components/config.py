@@ -15,7 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from model.config import PRESETS, ModelConfig, ScoringConfig, deep_merge
+from model.config import BUNDLED, BUNDLED_PREFIX, PRESETS, ModelConfig, ScoringConfig, deep_merge
 
 STATE_DIR_ENV = "VIDCUSTOM_HOME"
 
@@ -472,8 +472,6 @@ def _bundled_base(name: str) -> dict:
     """Model settings that start from a base shipped in model/bundled/<name>/, pinned by the sha256 that its
     provenance.json records (written by `vidcustom pretrain`), with the settings the base was trained with
     (noise schedule, text length); {} while none is shipped (random start)."""
-    from model.transformer import BUNDLED, BUNDLED_PREFIX
-
     record = BUNDLED / name / "provenance.json"
     if not record.is_file():
         return {}

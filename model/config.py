@@ -10,9 +10,15 @@ sections are kept, unread, so that `--set model.method=videomaker` works on any 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Bases shipped with the code (model/bundled/<name>/), named "bundled:<name>" in model.transformer_path. Here,
+# not in model/transformer.py, so that reading the run config (components/config.py) needs no torch.
+BUNDLED = Path(__file__).resolve().parent / "bundled"
+BUNDLED_PREFIX = "bundled:"
 
 AttentionDesign = Literal["a", "b", "c", "d", "e"]
 

@@ -25,7 +25,7 @@ from diffusers.models.modeling_utils import ModelMixin  # noqa: F401
 
 from .attention import SugarSelectiveAttnProcessor2_0, allowed, selective_attention_mask
 from .conditioning import SugarConditioner
-from .config import ModelConfig
+from .config import BUNDLED, BUNDLED_PREFIX, ModelConfig
 
 
 class AnyLengthConditionPatchEmbed(CogVideoXPatchEmbed):
@@ -76,8 +76,6 @@ def check_pretrained(transformer: CogVideoXTransformer3DModel, cfg: ModelConfig)
                          "model.transformer_path=null to start from a random initialisation")
 
 
-BUNDLED = Path(__file__).resolve().parent / "bundled"
-BUNDLED_PREFIX = "bundled:"
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
 
 
