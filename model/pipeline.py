@@ -100,6 +100,13 @@ class VidcustomPipelineMixin:
             self.register_to_config(**{name: (None, None) if value is None else _fetch_class_library_tuple(value)})
         object.__setattr__(self, name, value)
 
+    def eval(self):
+        """Every torch module of the pipeline in eval mode (diffusers' pipelines have no eval)."""
+        for module in self.components.values():
+            if isinstance(module, torch.nn.Module):
+                module.eval()
+        return self
+
     def initial_noise(self, n: int, seed: int | np.random.Generator) -> torch.Tensor:
         """The starting noise for `seed`: NumPy's generator and model.noise, exactly as the ONNX sampler draws it."""
         c = self.config
@@ -192,12 +199,6 @@ class SugarPipeline(VidcustomPipelineMixin, DiffusionPipeline):
     @property
     def device(self) -> torch.device:
         return self.transformer.device
-
-    def eval(self) -> "SugarPipeline":
-        for module in self.components.values():
-            if isinstance(module, torch.nn.Module):
-                module.eval()
-        return self
 
     # ---- construction, saving, loading ----------------------------------------------------------
     @classmethod

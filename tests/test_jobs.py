@@ -47,11 +47,13 @@ def _queue(sampler, **kw) -> JobQueue:
     return JobQueue(sampler, lambda videos: [v.upper() for v in videos], **kw)
 
 
-def _until(cond, timeout=10.0):
-    end = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < end, "condition not reached"
+def _until(cond, attempts: int = 5000):
+    """Poll `cond` every 2 ms, a bounded number of times (the module's pytest timeout is the backstop)."""
+    for _ in range(attempts):
+        if cond():
+            return
         time.sleep(0.002)
+    raise AssertionError(f"condition not reached after {attempts} polls")
 
 
 def test_a_job_runs_reports_progress_and_keeps_its_result():

@@ -82,12 +82,6 @@ class VideoMakerPipeline(VidcustomPipelineMixin, DiffusionPipeline):
     def vae_scaling_factor(self) -> float:
         return self.vae.config.scaling_factor
 
-    def eval(self) -> "VideoMakerPipeline":
-        for module in self.components.values():
-            if isinstance(module, torch.nn.Module):
-                module.eval()
-        return self
-
     # ---- construction, saving, loading ----------------------------------------------------------
     @classmethod
     def from_config(cls, cfg: ModelConfig, seed: int = 0) -> "VideoMakerPipeline":
